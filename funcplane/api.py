@@ -1,0 +1,259 @@
+"""
+The admin API (Klein).  Handlers parse and validate input into value types, call the
+platform, and render JSON; every domain error becomes a status and a JSON body in
+L{AdminAPI.domain_error}, the one place that mapping lives.
+"""
+
+import functools
+import json
+from datetime import datetime, timezone
+
+from klein import Klein
+from twisted.logger import Logger
+from werkzeug.exceptions import HTTPException
+
+from funcplane import errors
+from funcplane.names import check_label
+from funcplane.parse import parse_deployment, parse_json_object, required_string
+
+# (HTTP status, error code) for each domain error; the most specific class is found first.
+ERRORS = [
+    (errors.InvalidName, 400, "invalid_name"),
+    (errors.InvalidEnvironment, 400, "invalid_env"),
+    (errors.InvalidRequest, 400, "invalid_request"),
+    (errors.Unauthorized, 401, "unauthorized"),
+    (errors.NoSuchFunction, 404, "function_not_found"),
+    (errors.NoSuchVersion, 404, "version_not_found"),
+    (errors.NoSuchAlias, 404, "alias_not_found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.CodeTooLarge, 413, "code_too_large"),
+    (errors.RequestTooLarge, 413, "body_too_large"),
+    (errors.StartFailed, 422, "script_error"),
+    (errors.RuntimeUnavailable, 503, "runtime_unavailable"),
+    (errors.FuncplaneError, 500, "internal_error"),
+]
+START_FAILURE_CODES = {"ScriptError": "script_error", "StartupTimeout": "startup_timeout"}
+
+
+def _json(request, value, status=200):
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(value).encode("utf-8") + b"\n"
+
+
+def _error(request, status, code, message):
+    return _json(request, {"status": "error", "error": {"code": code, "message": message}}, status)
+
+
+def _timestamp(seconds):
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def admin(handler):
+    """
+    Require the admin token before C{handler} runs.
+    """
+
+    @functools.wraps(handler)
+    async def checked(self, request, **kwargs):
+        self._checker.check(request)
+        return await handler(self, request, **kwargs)
+
+    return checked
+
+
+class AdminAPI:
+    """
+    The admin API.
+
+    @param platform: the L{funcplane.platform.Platform}.
+    @param checker: a L{funcplane.auth.TokenChecker}.
+    @param limits: the L{funcplane.parse.Limits}.
+    @param domain: the functions' domain.
+    @param public_port: the port function URLs carry (omitted when 80).
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, platform, checker, limits, domain, public_port=80):
+        self._platform = platform
+        self._checker = checker
+        self._limits = limits
+        self._domain = domain
+        self._port_suffix = "" if public_port == 80 else f":{public_port}"
+
+    def resource(self):
+        return self.app.resource()
+
+    def _host(self, function, label=None):
+        return ".".join(p for p in (label, function, self._domain) if p).lower()
+
+    def _url(self, host):
+        return f"http://{host}{self._port_suffix}"
+
+    def _body(self, request):
+        length = request.getHeader(b"content-length")
+        content = request.content
+        content.seek(0, 2)
+        size = content.tell()
+        if (length and length.isdigit() and int(length) > self._limits.max_body_bytes) or (
+            size > self._limits.max_body_bytes
+        ):
+            raise errors.RequestTooLarge(
+                f"request body is over {self._limits.max_body_bytes} bytes"
+            )
+        content.seek(0)
+        return parse_json_object(content.read())
+
+    @app.handle_errors(errors.FuncplaneError)
+    def domain_error(self, request, failure):
+        error = failure.value
+        for kind, status, code in ERRORS:
+            if isinstance(error, kind):
+                break
+        if isinstance(error, errors.StartFailed):
+            code = START_FAILURE_CODES.get(error.reason, code)
+        if isinstance(error, errors.Unauthorized):
+            request.setHeader(b"www-authenticate", b'Bearer realm="funcplane"')
+        return _error(request, status, code, str(error))
+
+    @app.handle_errors(HTTPException)
+    def http_error(self, request, failure):
+        error = failure.value
+        code = "not_found" if error.code == 404 else "method_not_allowed" if error.code == 405 else "http_error"
+        return _error(request, error.code, code, error.description or error.name)
+
+    @app.route("/api/deploy/<name>", methods=["POST"])
+    @admin
+    async def deploy(self, request, name):
+        deployment = parse_deployment(name, self._body(request), self._limits)
+        version = await self._platform.deploy(deployment)
+        host = self._host(deployment.function, version)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": deployment.function,
+                "version": version,
+                "alias": deployment.alias or "",
+                "subdomain": host,
+                "accessUrl": self._url(host),
+            },
+        )
+
+    @app.route("/api/rollback/<name>", methods=["POST"])
+    @admin
+    async def rollback(self, request, name):
+        check_label("function", name)
+        body = self._body(request)
+        version = check_label("version", required_string(body, "version"))
+        alias = body.get("alias") or None
+        if alias is not None:
+            check_label("alias", alias)
+        function, target = await self._platform.rollback(name, version, alias)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "targetVersion": target,
+                "alias": alias or "",
+                "accessUrl": self._url(self._host(function, target)),
+            },
+        )
+
+    def _function_json(self, state):
+        info = state.info
+        return {
+            "name": info.name,
+            "createdAt": _timestamp(info.created_at),
+            "latest": info.latest,
+            "url": self._url(self._host(info.name)),
+            "versions": [
+                {
+                    "name": v.info.name,
+                    "id": v.info.id,
+                    "createdAt": _timestamp(v.info.created_at),
+                    "state": v.state,
+                    "pid": v.pid,
+                    "url": self._url(self._host(info.name, v.info.name)),
+                }
+                for v in state.versions
+            ],
+            "aliases": [
+                {"name": alias, "version": version, "url": self._url(self._host(info.name, alias))}
+                for alias, version in info.aliases
+            ],
+        }
+
+    @app.route("/api/functions", methods=["GET"])
+    @admin
+    async def list_functions(self, request):
+        states = await self._platform.functions()
+        return _json(
+            request,
+            {"status": "success", "functions": [self._function_json(s) for s in states]},
+        )
+
+    @app.route("/api/functions/<name>", methods=["GET"])
+    @admin
+    async def show_function(self, request, name):
+        check_label("function", name)
+        state = await self._platform.function(name)
+        return _json(request, {"status": "success", "function": self._function_json(state)})
+
+    @app.route("/api/functions/<name>", methods=["DELETE"])
+    @admin
+    async def delete_function(self, request, name):
+        check_label("function", name)
+        await self._platform.delete_function(name)
+        return _json(request, {"status": "success", "funcName": name, "deleted": True})
+
+    @app.route("/api/functions/<name>/aliases/<alias>", methods=["PUT"])
+    @admin
+    async def set_alias(self, request, name, alias):
+        check_label("function", name)
+        check_label("alias", alias)
+        version = check_label("version", required_string(self._body(request), "version"))
+        function, target = await self._platform.set_alias(name, alias, version)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "alias": alias,
+                "version": target,
+                "accessUrl": self._url(self._host(function, alias)),
+            },
+        )
+
+    @app.route("/api/functions/<name>/aliases/<alias>", methods=["DELETE"])
+    @admin
+    async def delete_alias(self, request, name, alias):
+        check_label("function", name)
+        check_label("alias", alias)
+        await self._platform.delete_alias(name, alias)
+        return _json(request, {"status": "success", "funcName": name, "alias": alias, "deleted": True})
+
+    @app.route("/api/functions/<name>/versions/<version>/stop", methods=["POST"])
+    @admin
+    async def stop_version(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        await self._platform.stop_version(name, version)
+        return _json(
+            request, {"status": "success", "funcName": name, "version": version, "state": "stopped"}
+        )
+
+    @app.route("/api/functions/<name>/versions/<version>", methods=["DELETE"])
+    @admin
+    async def delete_version(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        force = request.args.get(b"force", [b"false"])[0].lower() in (b"1", b"true", b"yes")
+        await self._platform.delete_version(name, version, force)
+        return _json(
+            request, {"status": "success", "funcName": name, "version": version, "deleted": True}
+        )

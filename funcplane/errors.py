@@ -1,0 +1,89 @@
+"""
+Domain errors.  Each names one thing that went wrong; the admin API maps them to HTTP
+statuses and JSON bodies in one place (L{funcplane.api}).
+"""
+
+
+class FuncplaneError(Exception):
+    """
+    Base of every error funcplane reports to a caller.  C{str(error)} is a message meant
+    for the person reading it: it says what was wrong and, where it helps, what to do.
+    """
+
+
+class InvalidRequest(FuncplaneError):
+    """
+    The request is malformed: bad JSON, a missing or mistyped field.
+    """
+
+
+class InvalidName(InvalidRequest):
+    """
+    A function, version or alias name is not a DNS label.
+    """
+
+
+class InvalidEnvironment(InvalidRequest):
+    """
+    Environment variables break a rule: too many, a bad name, a value too long.
+    """
+
+
+class CodeTooLarge(FuncplaneError):
+    """
+    The function's code is over the size limit.
+    """
+
+
+class RequestTooLarge(FuncplaneError):
+    """
+    The request body is over the size limit, before any parsing.
+    """
+
+
+class Unauthorized(FuncplaneError):
+    """
+    No admin token, or the wrong one.
+    """
+
+
+class NoSuchFunction(FuncplaneError):
+    """
+    No function has that name.
+    """
+
+
+class NoSuchVersion(FuncplaneError):
+    """
+    The function has no version of that name.
+    """
+
+
+class NoSuchAlias(FuncplaneError):
+    """
+    The function has no alias of that name.
+    """
+
+
+class Conflict(FuncplaneError):
+    """
+    The request contradicts what exists: a version name taken, an alias that would shadow a
+    version, a function name that differs only in case, a version still in use.
+    """
+
+
+class StartFailed(FuncplaneError):
+    """
+    A workerd child did not become ready: the script failed to load, hung at start-up, or
+    the runtime could not start.  The message is the runtime's own error text.
+    """
+
+    def __init__(self, message, reason="ScriptError"):
+        super().__init__(message)
+        self.reason = reason
+
+
+class RuntimeUnavailable(FuncplaneError):
+    """
+    A version could not be started or reached to serve a request.
+    """

@@ -1,0 +1,151 @@
+"""
+The seams of funcplane: each interface here has a real implementation and a fake in the
+tests.
+"""
+
+from zope.interface import Attribute, Interface
+
+
+class IChild(Interface):
+    """
+    One running workerd process serving one version.
+    """
+
+    spec = Attribute("The L{funcplane.model.VersionSpec} it serves.")
+    pid = Attribute("The process id, or L{None} once it has exited.")
+    socket_path = Attribute("The unix socket it serves HTTP on.")
+
+    def when_ready():
+        """
+        A Deferred that fires with this child once it accepts requests, or fails with
+        L{funcplane.errors.StartFailed} if it exits or hangs first.
+        """
+
+    def when_ended():
+        """
+        A Deferred that fires with the exit reason (an exception) once the process is gone.
+        """
+
+    def stop(grace):
+        """
+        SIGTERM, then SIGKILL after C{grace} seconds; return L{when_ended}.
+        """
+
+
+class IRuntimeLauncher(Interface):
+    """
+    Starts workerd children.
+    """
+
+    def launch(spec):
+        """
+        Start a child for L{funcplane.model.VersionSpec} C{spec} and return its L{IChild}.
+        """
+
+
+class IStore(Interface):
+    """
+    Persistent state: functions, versions, aliases and the latest pointer.  Every method
+    returns a Deferred.
+    """
+
+    def open():
+        """
+        Open the database and bring its schema up to date.
+        """
+
+    def close():
+        """
+        Close the database.
+        """
+
+    def get_setting(key):
+        """
+        The value stored under C{key}, or L{None}.
+        """
+
+    def put_setting(key, value):
+        """
+        Store C{value} under C{key}.
+        """
+
+    def check_publish(deployment, version_name):
+        """
+        Raise what L{publish} would raise for these names, writing nothing.
+        """
+
+    def publish(deployment, version_id, version_name, created_at):
+        """
+        Record a new version of C{deployment.function} (creating the function if needed),
+        make it latest, point C{deployment.alias} at it, all in one transaction.  Raise
+        L{funcplane.errors.Conflict} if a name is taken.
+        """
+
+    def set_latest(function, version):
+        """
+        Make version C{version} the latest of C{function}; return its id.
+        """
+
+    def set_alias(function, alias, version):
+        """
+        Point C{alias} at C{version}; return the version's id.
+        """
+
+    def delete_alias(function, alias):
+        """
+        Remove an alias.
+        """
+
+    def delete_version(function, version, force):
+        """
+        Remove a version; unless C{force}, refuse with L{funcplane.errors.Conflict} while it
+        is latest or an alias points to it.  Return its id.
+        """
+
+    def delete_function(function):
+        """
+        Remove a function with all its versions and aliases; return the versions' ids.
+        """
+
+    def function(name):
+        """
+        The L{funcplane.model.FunctionInfo} of C{name}.
+        """
+
+    def functions():
+        """
+        Every L{funcplane.model.FunctionInfo}, by name.
+        """
+
+    def version_spec(version_id):
+        """
+        The L{funcplane.model.VersionSpec} needed to start version C{version_id}.
+        """
+
+    def routes():
+        """
+        A L{funcplane.model.FunctionRoutes} for every function.
+        """
+
+
+class IRouteTable(Interface):
+    """
+    Maps request hosts to version ids, in memory.
+    """
+
+    def resolve(host):
+        """
+        The version id that serves C{host}.
+
+        @raise funcplane.routing.NotRouted: with a message naming what was not found.
+        """
+
+    def replace(routes):
+        """
+        Set everything known about one function from a L{funcplane.model.FunctionRoutes}.
+        """
+
+    def remove(function):
+        """
+        Forget a function.
+        """

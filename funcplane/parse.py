@@ -1,0 +1,144 @@
+"""
+Turn admin API request bodies into validated value types.  Every rule about what a user may
+send lives here, so the core never re-checks it.
+"""
+
+import json
+import re
+
+import attrs
+
+from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidRequest
+from funcplane.model import FORMATS, MODULE, SERVICE_WORKER, Deployment
+from funcplane.names import check_env_name, check_label
+
+_MODULE_SYNTAX = re.compile(r"^[ \t]*(?:export|import)\b[\s{*'\"]", re.MULTILINE)
+
+
+@attrs.frozen
+class Limits:
+    """
+    What one deploy may carry.  The defaults follow Cloudflare's published Workers limits.
+    """
+
+    max_code_bytes: int = 10 * 1024 * 1024
+    max_env_vars: int = 128
+    max_env_value_bytes: int = 5 * 1024
+
+    @property
+    def max_body_bytes(self):
+        """
+        The largest admin request body read at all: room for the largest code, JSON-escaped.
+        """
+        return 2 * self.max_code_bytes + 1024 * 1024
+
+
+def detect_format(code):
+    """
+    Guess a script's format: ES module if any line starts an C{import} or C{export}
+    statement, otherwise a service-worker script.
+    """
+    return MODULE if _MODULE_SYNTAX.search(code) else SERVICE_WORKER
+
+
+def _utf8_length(what, text):
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"{what} is not valid Unicode (it has a lone surrogate)")
+
+
+def parse_json_object(body):
+    """
+    Parse C{body} (bytes) as a JSON object, or raise L{InvalidRequest}.
+    """
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"request body is not valid JSON: {e}")
+    if not isinstance(value, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    return value
+
+
+def _optional_string(body, key):
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidRequest(f"'{key}' must be a string")
+    return value
+
+
+def required_string(body, key):
+    """
+    The non-empty string C{body[key]}, or L{InvalidRequest} saying it is missing.
+    """
+    value = body.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"'{key}' is required and must be a non-empty string")
+    return value
+
+
+def parse_env(value, limits):
+    """
+    Validate a JSON C{env_vars} object into C{(name, value)} pairs.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, dict):
+        raise InvalidEnvironment("'env_vars' must be an object of string values")
+    if len(value) > limits.max_env_vars:
+        raise InvalidEnvironment(
+            f"too many environment variables: {len(value)}, the limit is {limits.max_env_vars}"
+        )
+    pairs = []
+    for name, text in value.items():
+        check_env_name(name)
+        if not isinstance(text, str):
+            raise InvalidEnvironment(f"environment variable {name} must be a string")
+        size = _utf8_length(f"environment variable {name}", text)
+        if size > limits.max_env_value_bytes:
+            raise InvalidEnvironment(
+                f"environment variable {name} is {size} bytes, the limit is"
+                f" {limits.max_env_value_bytes}"
+            )
+        pairs.append((name, text))
+    return tuple(pairs)
+
+
+def parse_deployment(function, body, limits):
+    """
+    Validate a deploy request for C{function} into a L{Deployment}.
+
+    @param body: the parsed JSON object.
+    @raise InvalidRequest: (or a subclass) for anything malformed.
+    @raise CodeTooLarge: when the code is over C{limits.max_code_bytes}.
+    """
+    check_label("function", function)
+    runtime = body.get("runtime")
+    if runtime != "js":
+        raise InvalidRequest(f"'runtime' must be \"js\" (got {runtime!r}); only JavaScript runs here")
+    code = required_string(body, "code")
+    size = _utf8_length("'code'", code)
+    if size > limits.max_code_bytes:
+        raise CodeTooLarge(f"code is {size} bytes, the limit is {limits.max_code_bytes}")
+    version = _optional_string(body, "version")
+    alias = _optional_string(body, "alias")
+    if version is not None:
+        check_label("version", version)
+    if alias is not None:
+        check_label("alias", alias)
+    fmt = _optional_string(body, "format")
+    if fmt is None:
+        fmt = detect_format(code)
+    elif fmt not in FORMATS:
+        raise InvalidRequest(f"'format' must be one of {', '.join(FORMATS)}")
+    return Deployment(
+        function=function,
+        code=code,
+        format=fmt,
+        version=version,
+        alias=alias,
+        env=parse_env(body.get("env_vars"), limits),
+    )

@@ -1,0 +1,229 @@
+"""
+The use cases: deploy, roll back, alias, stop, delete, list.  Each one keeps the store (the
+source of truth), the route table and the running children in step.
+"""
+
+import uuid
+
+import attrs
+from twisted.logger import Logger
+
+from funcplane.errors import Conflict, NoSuchFunction, NoSuchVersion
+from funcplane.model import VersionSpec
+from funcplane.names import generate_version_name
+
+GENERATED_NAME_ATTEMPTS = 5
+
+
+@attrs.frozen
+class VersionState:
+    """
+    A version with what the runtime knows of it right now.
+    """
+
+    info: object
+    state: str
+    pid: int | None
+
+
+@attrs.frozen
+class FunctionState:
+    """
+    A L{funcplane.model.FunctionInfo} with the state of each version.
+    """
+
+    info: object
+    versions: tuple
+
+
+class Platform:
+    """
+    funcplane's use cases.
+
+    @param clock: an C{IReactorTime}, for creation times.
+    @param store: an L{funcplane.interfaces.IStore}.
+    @param supervisor: a L{funcplane.runtime.supervisor.Supervisor}.
+    @param routes: an L{funcplane.interfaces.IRouteTable}.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        clock,
+        store,
+        supervisor,
+        routes,
+        new_id=lambda: uuid.uuid4().hex,
+        new_version_name=generate_version_name,
+    ):
+        self._clock = clock
+        self._store = store
+        self._supervisor = supervisor
+        self._routes = routes
+        self._new_id = new_id
+        self._new_version_name = new_version_name
+
+    async def load_routes(self):
+        """
+        Fill the route table from the store; return how many functions there are.
+        """
+        all_routes = await self._store.routes()
+        for routes in all_routes:
+            self._routes.replace(routes)
+        return all_routes
+
+    def start_latest(self, all_routes):
+        """
+        Start every function's latest version, in the background; failures are logged.
+        """
+        for routes in all_routes:
+            if routes.latest is not None:
+                self._supervisor.socket_for(routes.latest).addErrback(
+                    lambda f, name=routes.function: self.log.failure(
+                        "could not start the latest version of {function}", f, function=name
+                    )
+                )
+
+    async def _taken_names(self, function):
+        try:
+            info = await self._store.function(function)
+        except NoSuchFunction:
+            return set()
+        return {v.name.lower() for v in info.versions} | {a.lower() for a, _ in info.aliases}
+
+    async def _version_name(self, deployment):
+        name = deployment.version
+        if name is None:
+            taken = await self._taken_names(deployment.function)
+            if deployment.alias is not None:
+                taken.add(deployment.alias.lower())
+            for _ in range(GENERATED_NAME_ATTEMPTS):
+                name = self._new_version_name()
+                if name not in taken:
+                    break
+            else:
+                raise Conflict("could not generate a free version name; give one with 'version'")
+        await self._store.check_publish(deployment, name)
+        return name
+
+    async def deploy(self, deployment):
+        """
+        Start C{deployment} as a new version, and only once it serves, record it, make it
+        the latest and point its alias at it.  Return the version's name.
+
+        @raise funcplane.errors.StartFailed: the script did not start; nothing is recorded
+            and no process is left.
+        @raise funcplane.errors.Conflict: a name is taken.
+        """
+        name = await self._version_name(deployment)
+        spec = VersionSpec(
+            id=self._new_id(),
+            function=deployment.function,
+            version=name,
+            code=deployment.code,
+            format=deployment.format,
+            env=deployment.env,
+        )
+        started = self._clock.seconds()
+        await self._supervisor.start(spec)
+        try:
+            routes = await self._store.publish(deployment, spec.id, name, self._clock.seconds())
+        except BaseException:
+            await self._supervisor.stop(spec.id)
+            raise
+        self._routes.replace(routes)
+        self.log.info(
+            "deployed {function}:{version} in {seconds:.3f}s",
+            function=deployment.function,
+            version=name,
+            seconds=self._clock.seconds() - started,
+        )
+        return name
+
+    async def _existing_version(self, function, version):
+        info = await self._store.function(function)
+        found = info.version_named(version)
+        if found is None:
+            raise NoSuchVersion(f"function {info.name} has no version {version}")
+        return info, found
+
+    async def rollback(self, function, version, alias=None):
+        """
+        Make C{version} the latest of C{function} (and point C{alias} at it, if given),
+        starting it first so that the switch drops nothing.  Return the function's and the
+        version's stored names.
+        """
+        info, target = await self._existing_version(function, version)
+        await self._supervisor.socket_for(target.id)
+        routes = await self._store.set_latest(function, version)
+        if alias is not None:
+            routes = await self._store.set_alias(function, alias, version)
+        self._routes.replace(routes)
+        self.log.info(
+            "rolled {function} back to {version}", function=info.name, version=target.name
+        )
+        return info.name, target.name
+
+    async def set_alias(self, function, alias, version):
+        """
+        Point C{alias} of C{function} at C{version}.
+        """
+        info, target = await self._existing_version(function, version)
+        self._routes.replace(await self._store.set_alias(function, alias, version))
+        return info.name, target.name
+
+    async def delete_alias(self, function, alias):
+        """
+        Remove C{alias} of C{function}.
+        """
+        self._routes.replace(await self._store.delete_alias(function, alias))
+
+    async def stop_version(self, function, version):
+        """
+        Stop C{version}'s process; it starts again on its next request.
+        """
+        _, target = await self._existing_version(function, version)
+        await self._supervisor.stop(target.id)
+
+    async def delete_version(self, function, version, force=False):
+        """
+        Delete C{version}: its hosts answer 404 and its process stops.
+        """
+        version_id, routes = await self._store.delete_version(function, version, force)
+        self._routes.replace(routes)
+        await self._supervisor.stop(version_id)
+
+    async def delete_function(self, function):
+        """
+        Delete C{function}: every host of it answers 404 and its processes stop.
+        """
+        ids = await self._store.delete_function(function)
+        self._routes.remove(function)
+        for version_id in ids:
+            await self._supervisor.stop(version_id)
+        self.log.info("deleted function {function}", function=function)
+
+    def _state(self, info):
+        return FunctionState(
+            info=info,
+            versions=tuple(
+                VersionState(
+                    info=v, state=self._supervisor.state(v.id), pid=self._supervisor.pid(v.id)
+                )
+                for v in info.versions
+            ),
+        )
+
+    async def function(self, name):
+        """
+        The L{FunctionState} of C{name}.
+        """
+        return self._state(await self._store.function(name))
+
+    async def functions(self):
+        """
+        The L{FunctionState} of every function.
+        """
+        return [self._state(info) for info in await self._store.functions()]
+

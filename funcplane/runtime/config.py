@@ -1,0 +1,102 @@
+"""
+Generate workerd's configuration as a binary Cap'n Proto message.
+
+User strings (code, environment names and values) are only ever assigned to fields of the
+message, so no value can change the configuration's structure: there is no text to escape
+and nothing to inject.  The schema is the C{workerd.capnp} that ships with the pinned
+workerd npm package, kept beside this module; Cap'n Proto's compatibility rules let it
+describe newer workerd binaries too.
+"""
+
+import os
+from importlib.resources import files
+
+import attrs
+import capnp
+
+from funcplane.model import MODULE
+
+capnp.remove_import_hook()
+
+SOCKET_NAME = "http"
+MAIN_SERVICE = "main"
+EGRESS_SERVICE = "internet"
+MODULE_NAME = "worker.js"
+
+
+def load_schema():
+    """
+    Load the workerd config schema.  It imports C{/capnp/c++.capnp}, which pycapnp ships.
+    """
+    path = files("funcplane.runtime").joinpath("workerd.capnp")
+    return capnp.load(str(path), imports=[os.path.dirname(os.path.dirname(capnp.__file__))])
+
+
+@attrs.frozen
+class RuntimeSettings:
+    """
+    The operator's settings that every version's config shares.
+
+    @ivar compatibility_date: workerd's compatibility date for every function.
+    @ivar heap_limit_mb: V8's old-space limit per child, in megabytes.
+    @ivar egress: the L{funcplane.runtime.egress.EgressPolicy}.
+    """
+
+    egress: object
+    compatibility_date: str = "2026-11-01"
+    heap_limit_mb: int = 128
+
+
+class ConfigBuilder:
+    """
+    Builds the binary config for a version.  The schema is loaded once.
+    """
+
+    def __init__(self, settings, schema=None):
+        self._settings = settings
+        self._schema = schema if schema is not None else load_schema()
+
+    def build(self, spec):
+        """
+        The config message for L{VersionSpec} C{spec}, as bytes.  The socket has no
+        address: the supervisor hands workerd a listening socket with C{--socket-fd}.
+        """
+        settings = self._settings
+        config = self._schema.Config.new_message()
+        main, internet = config.init("services", 2)
+
+        main.name = MAIN_SERVICE
+        worker = main.init("worker")
+        if spec.format == MODULE:
+            module = worker.init("modules", 1)[0]
+            module.name = MODULE_NAME
+            module.esModule = spec.code
+        else:
+            worker.serviceWorkerScript = spec.code
+        worker.compatibilityDate = settings.compatibility_date
+        bindings = worker.init("bindings", len(spec.env))
+        for binding, (name, value) in zip(bindings, spec.env):
+            binding.name = name
+            binding.text = value
+        worker.globalOutbound.name = EGRESS_SERVICE
+
+        internet.name = EGRESS_SERVICE
+        network = internet.init("network")
+        network.allow = settings.egress.allow_list()
+        network.deny = settings.egress.deny_list()
+        network.init("tlsOptions").trustBrowserCas = True
+
+        socket = config.init("sockets", 1)[0]
+        socket.name = SOCKET_NAME
+        socket.init("http")
+        socket.service.name = MAIN_SERVICE
+
+        config.v8Flags = [f"--max-old-space-size={settings.heap_limit_mb}"]
+        return config.to_bytes()
+
+    def read(self, blob):
+        """
+        Decode a config built by L{build}, for inspection.
+        """
+        with self._schema.Config.from_bytes(blob) as message:
+            return message.to_dict()

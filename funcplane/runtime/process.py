@@ -1,0 +1,288 @@
+"""
+One workerd child: how it is spawned and how its output is read.
+
+The child gets its config as a binary message on a memfd (so code and env values never touch
+the disk), a listening unix socket made by funcplane in a 0700 directory (C{--socket-fd}),
+and a pipe on which it announces readiness (C{--control-fd}).  Its environment is empty.
+"""
+
+import collections
+import json
+import os
+import signal
+import socket
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ProcessExitedAlready
+from twisted.internet.protocol import ProcessProtocol
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from funcplane.errors import StartFailed
+from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.runtime.config import SOCKET_NAME
+
+CONFIG_FD = 3
+SOCKET_FD = 4
+CONTROL_FD = 5
+STDERR_TAIL_LINES = 20
+_SERVICE_PREFIX = "service main: "
+
+
+class _Observers:
+    """
+    A result that any number of callers can wait for, each with a Deferred of its own.
+    """
+
+    def __init__(self):
+        self._waiting = []
+        self._result = None
+        self._done = False
+
+    def when(self):
+        if self._done:
+            return succeed(self._result)
+        d = Deferred()
+        self._waiting.append(d)
+        return d
+
+    @property
+    def done(self):
+        return self._done
+
+    def fire(self, result):
+        if self._done:
+            return
+        self._done, self._result = True, result
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(result)
+
+
+class WorkerdProtocol(ProcessProtocol):
+    """
+    Reads a workerd child's stdout and stderr into log events tagged with the function and
+    version, and its control pipe for the C{listen} event that means it is ready.
+    """
+
+    log = Logger()
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.ready = _Observers()
+        self.ended = _Observers()
+        self.stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._partial = {}
+
+    def childDataReceived(self, fd, data):
+        lines = (self._partial.pop(fd, b"") + data).split(b"\n")
+        if lines[-1]:
+            self._partial[fd] = lines[-1]
+        for line in lines[:-1]:
+            self._line(fd, line)
+
+    def _line(self, fd, raw):
+        line = raw.decode("utf-8", "replace")
+        if fd == CONTROL_FD:
+            self._control(line)
+            return
+        stream = "stdout" if fd == 1 else "stderr"
+        if stream == "stderr":
+            self.stderr_tail.append(line)
+        self.log.info(
+            "{function}:{version} {stream}: {line}",
+            function=self.spec.function,
+            version=self.spec.version,
+            stream=stream,
+            line=line,
+        )
+
+    def _control(self, line):
+        try:
+            event = json.loads(line)
+        except ValueError:
+            return
+        if event.get("event") == "listen" and event.get("socket") == SOCKET_NAME:
+            self.ready.fire(True)
+
+    def error_text(self):
+        """
+        What the child printed on stderr, with workerd's C{service main: } prefix dropped:
+        the message to show a user whose script failed to start.
+        """
+        lines = [
+            line[len(_SERVICE_PREFIX):] if line.startswith(_SERVICE_PREFIX) else line
+            for line in self.stderr_tail
+        ]
+        return "\n".join(lines).strip()
+
+    def processEnded(self, reason):
+        for fd in list(self._partial):
+            self._line(fd, self._partial.pop(fd))
+        if not self.ready.done:
+            message = self.error_text() or f"workerd exited before it was ready: {reason.value}"
+            self.ready.fire(StartFailed(message))
+        self.ended.fire(reason.value)
+
+
+@implementer(IChild)
+class Child:
+    """
+    A spawned workerd process.  See L{IChild}.
+    """
+
+    def __init__(self, clock, spec, protocol, transport, socket_path, startup_timeout):
+        self.spec = spec
+        self.socket_path = socket_path
+        self._clock = clock
+        self._protocol = protocol
+        self._transport = transport
+        self._timeout = clock.callLater(startup_timeout, self._startup_timed_out, startup_timeout)
+        self._kill_call = None
+        protocol.ended.when().addCallback(self._remove_socket)
+        protocol.ready.when().addCallback(self._settled)
+        protocol.ended.when().addCallback(self._settled)
+
+    @property
+    def pid(self):
+        return self._transport.pid
+
+    def _settled(self, _):
+        if self._timeout.active():
+            self._timeout.cancel()
+        if self._protocol.ended.done and self._kill_call is not None and self._kill_call.active():
+            self._kill_call.cancel()
+
+    def _remove_socket(self, _):
+        # workerd never removes its socket; this runs before anyone can start the version
+        # again, so the path is still this child's.
+        try:
+            os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+    def _startup_timed_out(self, seconds):
+        self._protocol.ready.fire(
+            StartFailed(
+                f"the script did not become ready within {seconds:g} seconds"
+                " (does its top-level code loop or wait forever?)",
+                reason="StartupTimeout",
+            )
+        )
+        self.signal(signal.SIGKILL)
+
+    def when_ready(self):
+        def check(result):
+            if isinstance(result, Exception):
+                raise result
+            return self
+
+        return self._protocol.ready.when().addCallback(check)
+
+    def when_ended(self):
+        return self._protocol.ended.when()
+
+    def stderr_tail(self):
+        """
+        The last lines the child wrote to stderr.
+        """
+        return list(self._protocol.stderr_tail)
+
+    def signal(self, signum):
+        """
+        Send C{signum}, unless the process has already exited.
+        """
+        try:
+            self._transport.signalProcess(signum)
+        except ProcessExitedAlready:
+            pass
+
+    def stop(self, grace):
+        if not self._protocol.ended.done:
+            self.signal(signal.SIGTERM)
+            if self._kill_call is None:
+                self._kill_call = self._clock.callLater(grace, self.signal, signal.SIGKILL)
+        return self.when_ended()
+
+
+def bind_unix_socket(path):
+    """
+    A listening unix socket at C{path}, replacing any stale one, readable and writable by
+    funcplane's user only.
+    """
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        os.chmod(path, 0o600)
+        sock.listen(1024)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+@implementer(IRuntimeLauncher)
+class WorkerdLauncher:
+    """
+    Spawns workerd children.
+
+    @param reactor: an C{IReactorProcess} and C{IReactorTime} provider.
+    @param binary: the absolute path of workerd.
+    @param run_dir: a private (0700) directory for the children's sockets.
+    @param builder: a L{funcplane.runtime.config.ConfigBuilder}.
+    """
+
+    def __init__(self, reactor, binary, run_dir, builder, startup_timeout=5.0):
+        self._reactor = reactor
+        self._binary = binary
+        self._run_dir = run_dir
+        self._builder = builder
+        self._startup_timeout = startup_timeout
+
+    def socket_path(self, version_id):
+        """
+        Where version C{version_id}'s socket lives.  Ids are made by funcplane.
+        """
+        return os.path.join(self._run_dir, f"{version_id}.sock")
+
+    def launch(self, spec):
+        blob = self._builder.build(spec)
+        path = self.socket_path(spec.id)
+        config_fd = os.memfd_create("funcplane-config", os.MFD_CLOEXEC)
+        listening = None
+        try:
+            os.write(config_fd, blob)
+            os.lseek(config_fd, 0, os.SEEK_SET)
+            listening = bind_unix_socket(path)
+            protocol = WorkerdProtocol(spec)
+            transport = self._reactor.spawnProcess(
+                protocol,
+                self._binary,
+                [
+                    self._binary,
+                    "serve",
+                    "--binary",
+                    f"/proc/self/fd/{CONFIG_FD}",
+                    "--socket-fd",
+                    f"{SOCKET_NAME}={SOCKET_FD}",
+                    f"--control-fd={CONTROL_FD}",
+                ],
+                env={},
+                path=self._run_dir,
+                childFDs={
+                    1: "r",
+                    2: "r",
+                    CONFIG_FD: config_fd,
+                    SOCKET_FD: listening.fileno(),
+                    CONTROL_FD: "r",
+                },
+            )
+        finally:
+            os.close(config_fd)
+            if listening is not None:
+                listening.close()
+        return Child(self._reactor, spec, protocol, transport, path, self._startup_timeout)

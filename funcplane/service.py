@@ -1,0 +1,145 @@
+"""
+The funcplane service: assembles the store, runtime, route table, proxy and admin API when
+it starts, and takes them down in order when it stops.
+"""
+
+import os
+
+import attrs
+from twisted.application.service import MultiService
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
+from twisted.web.server import Site
+
+from funcplane.api import AdminAPI
+from funcplane.auth import TokenChecker, TokenSource
+from funcplane.dispatch import HostDispatch
+from funcplane.parse import Limits
+from funcplane.platform import Platform
+from funcplane.proxy import FunctionProxy, version_agent, version_pool
+from funcplane.routing import RouteTable
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
+from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.process import WorkerdLauncher
+from funcplane.runtime.supervisor import Supervisor
+from funcplane.store import SQLiteStore
+
+DATABASE = "funcplane.sqlite3"
+RUN_DIR = "run"
+
+
+@attrs.frozen
+class Settings:
+    """
+    Everything the operator chose, validated by L{funcplane.tap.Options}.
+    """
+
+    listen: str
+    data_dir: str
+    workerd: str
+    domain: str = "func.local"
+    public_port: int = 80
+    egress_allow: tuple = ()
+    startup_timeout: float = 5.0
+    stop_grace: float = 10.0
+    compatibility_date: str = "2026-11-01"
+    limits: Limits = Limits()
+
+
+def private_directory(path):
+    """
+    Create C{path} (and parents) if missing and make it readable by funcplane's user only.
+    """
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+class FuncplaneService(MultiService):
+    """
+    The whole of funcplane as one service.
+
+    @param reactor: the reactor (process, time and TCP/unix listening).
+    @param environ: the environment the admin token may come from.
+    """
+
+    log = Logger()
+
+    def __init__(self, reactor, settings, environ=os.environ):
+        super().__init__()
+        self._reactor = reactor
+        self.settings = settings
+        self._environ = environ
+        self.store = SQLiteStore(os.path.join(settings.data_dir, DATABASE), reactor)
+        self.routes = RouteTable(settings.domain)
+        self.supervisor = None
+        self.platform = None
+        self._pool = None
+        self.port = None
+        self.ready = Deferred()
+
+    def startService(self):
+        super().startService()
+        d = Deferred.fromCoroutine(self._start())
+        d.addCallbacks(self.ready.callback, self._start_failed)
+
+    def _start_failed(self, failure):
+        self.log.failure("funcplane could not start", failure)
+        self.ready.errback(failure)
+        if self._reactor.running:
+            self._reactor.stop()
+
+    async def _start(self):
+        settings = self.settings
+        private_directory(settings.data_dir)
+        run_dir = private_directory(os.path.join(settings.data_dir, RUN_DIR))
+        await self.store.open()
+        checker = TokenChecker(
+            await TokenSource(self.store, settings.data_dir, self._environ).expected_hash()
+        )
+        builder = ConfigBuilder(
+            RuntimeSettings(
+                egress=EgressPolicy.for_host(settings.egress_allow),
+                compatibility_date=settings.compatibility_date,
+            )
+        )
+        launcher = WorkerdLauncher(
+            self._reactor, settings.workerd, run_dir, builder, settings.startup_timeout
+        )
+        self.supervisor = Supervisor(launcher, self.store.version_spec, settings.stop_grace)
+        self.supervisor.setServiceParent(self)
+        self.platform = Platform(self._reactor, self.store, self.supervisor, self.routes)
+        all_routes = await self.platform.load_routes()
+        self._pool = version_pool(self._reactor)
+        agent = version_agent(self._reactor, launcher.socket_path, self._pool)
+        admin = AdminAPI(
+            self.platform, checker, settings.limits, settings.domain, settings.public_port
+        )
+        proxy = FunctionProxy(self.routes, self.supervisor, agent)
+        site = Site(HostDispatch(self.routes, proxy, admin.resource()))
+        site.displayTracebacks = False
+        self.port = await serverFromString(self._reactor, settings.listen).listen(site)
+        self.log.info(
+            "funcplane serves {count} functions on {listen}; function hosts are *.{domain}",
+            count=len(all_routes),
+            listen=settings.listen,
+            domain=settings.domain,
+        )
+        self.platform.start_latest(all_routes)
+        return self
+
+    async def _stop(self):
+        if self.port is not None:
+            await self.port.stopListening()
+        if self._pool is not None:
+            await self._pool.closeCachedConnections()
+        await super().stopService()
+        self.store.close()
+
+    def stopService(self):
+        """
+        Stop accepting requests, stop every child (SIGTERM, then SIGKILL after the grace
+        period), close the database; the Deferred fires when all of that is done.
+        """
+        return Deferred.fromCoroutine(self._stop())

@@ -1,0 +1,124 @@
+"""
+C{twistd funcplane}: command-line options and the service they build.
+"""
+
+import ipaddress
+import os
+
+from twisted.python import usage
+
+from funcplane.runtime.locate import WorkerdNotFound, find_workerd
+from funcplane.service import RUN_DIR, FuncplaneService, Settings
+
+# Linux's sun_path holds 107 bytes and a NUL; socket names are 32 hex digits and ".sock".
+_MAX_SOCKET_PATH = 107
+_SOCKET_NAME_LENGTH = 32 + len(".sock")
+
+
+def listen_description(port):
+    """
+    A strports description for C{--port}: a bare number means C{tcp:NUMBER}.
+    """
+    return f"tcp:{port}" if port.isdigit() else port
+
+
+def public_port(description):
+    """
+    The port a TCP description listens on, for function URLs; 80 for anything else.
+    """
+    kind, _, rest = description.partition(":")
+    if kind == "tcp":
+        for field in rest.split(":"):
+            value = field.removeprefix("port=")
+            if value.isdigit():
+                return int(value)
+    return 80
+
+
+class Options(usage.Options):
+    synopsis = "[options]"
+    longdesc = (
+        "Run funcplane: the admin API and every function on one listener. Requests whose"
+        " Host is under --domain go to functions; every other one to the admin API."
+    )
+    optParameters = [
+        ["port", "p", "8081", "Listener: a port number or any strports description (tcp:8081:interface=127.0.0.1, unix:/path)."],
+        ["domain", None, "func.local", "Functions answer at [VERSION.]NAME.DOMAIN."],
+        ["public-port", None, None, "The port in function URLs (default: the TCP port listened on; 80 is left out)."],
+        ["data-dir", "d", "funcplane-data", "Directory for the SQLite database, the admin token and the children's sockets."],
+        ["workerd", None, None, "The workerd binary (default: $FUNCPLANE_WORKERD, else the npm package in node_modules)."],
+        ["startup-timeout", None, "5", "Seconds a new version may take to start before its deploy fails."],
+        ["stop-grace", None, "10", "Seconds between SIGTERM and SIGKILL when stopping a child."],
+        ["compatibility-date", None, "2026-11-01", "workerd compatibility date for every function."],
+    ]
+
+    def __init__(self):
+        super().__init__()
+        self["egress-allow"] = []
+
+    def opt_egress_allow(self, cidr):
+        """
+        Let functions reach this network (CIDR) too; repeatable.  By default they reach
+        public addresses only.
+        """
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as e:
+            raise usage.UsageError(f"--egress-allow {cidr}: {e}")
+        self["egress-allow"].append(cidr)
+
+    def _positive(self, name):
+        try:
+            value = float(self[name])
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise usage.UsageError(f"--{name} must be a positive number of seconds")
+        return value
+
+    def postOptions(self):
+        self["listen"] = listen_description(self["port"])
+        self["startup-timeout"] = self._positive("startup-timeout")
+        self["stop-grace"] = self._positive("stop-grace")
+        self["data-dir"] = os.path.abspath(self["data-dir"])
+        if self["public-port"] is None:
+            self["public-port"] = public_port(self["listen"])
+        elif not str(self["public-port"]).isdigit():
+            raise usage.UsageError("--public-port must be a port number")
+        self["public-port"] = int(self["public-port"])
+        run_dir = os.path.join(self["data-dir"], RUN_DIR)
+        if len(run_dir) + 1 + _SOCKET_NAME_LENGTH > _MAX_SOCKET_PATH:
+            raise usage.UsageError(
+                f"--data-dir {self['data-dir']} is too long for unix socket paths under it;"
+                " choose a shorter path"
+            )
+        try:
+            self["workerd"] = find_workerd(self["workerd"])
+        except WorkerdNotFound as e:
+            raise usage.UsageError(str(e))
+
+
+def settings_from(options):
+    """
+    The L{Settings} that parsed C{options} describe.
+    """
+    return Settings(
+        listen=options["listen"],
+        data_dir=options["data-dir"],
+        workerd=options["workerd"],
+        domain=options["domain"].lower().rstrip("."),
+        public_port=options["public-port"],
+        egress_allow=tuple(options["egress-allow"]),
+        startup_timeout=options["startup-timeout"],
+        stop_grace=options["stop-grace"],
+        compatibility_date=options["compatibility-date"],
+    )
+
+
+def makeService(options):
+    """
+    Build (not start) the funcplane service.
+    """
+    from twisted.internet import reactor
+
+    return FuncplaneService(reactor, settings_from(options))

@@ -1,0 +1,215 @@
+"""
+Fakes for funcplane's seams.  Each is checked against its interface when this module is
+imported, so a fake cannot drift from what it stands in for.
+"""
+
+import signal
+
+from pysqlite3 import dbapi2
+from twisted.internet.defer import fail, succeed
+from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python.failure import Failure
+from zope.interface import implementer
+from zope.interface.verify import verifyClass
+
+from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.model import Deployment, VersionSpec
+from funcplane.runtime.process import CONFIG_FD, _Observers
+from funcplane.store import SQLiteStore, connected
+
+TOKEN = "test-token"
+AUTH = {b"Authorization": [b"Bearer " + TOKEN.encode()]}
+
+
+@implementer(IChild)
+class FakeChild:
+    """
+    A child whose life the test drives: L{become_ready}, L{fail_start}, L{exit}.
+    """
+
+    _next_pid = 1000
+
+    def __init__(self, spec):
+        FakeChild._next_pid += 1
+        self.spec = spec
+        self.pid = FakeChild._next_pid
+        self.socket_path = f"/run/{spec.id}.sock"
+        self.signals = []
+        self.grace = None
+        self._ready = _Observers()
+        self._ended = _Observers()
+
+    def become_ready(self):
+        self._ready.fire(self)
+
+    def fail_start(self, error):
+        self._ready.fire(error)
+        self.exit(ProcessTerminated(1))
+
+    def exit(self, reason=None):
+        self.pid = None
+        if not self._ready.done:
+            self._ready.fire(reason)
+        self._ended.fire(reason or ProcessDone(0))
+
+    def when_ready(self):
+        def check(result):
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        return self._ready.when().addCallback(check)
+
+    def when_ended(self):
+        return self._ended.when()
+
+    def stderr_tail(self):
+        return ["last words"]
+
+    def stop(self, grace):
+        self.signals.append(signal.SIGTERM)
+        self.grace = grace
+        return self.when_ended()
+
+
+@implementer(IRuntimeLauncher)
+class FakeLauncher:
+    """
+    Records launches.  With C{auto_ready}, every child is ready at once and exits when
+    stopped.
+    """
+
+    def __init__(self, auto_ready=False):
+        self.launched = []
+        self.auto_ready = auto_ready
+
+    def launch(self, spec):
+        child = FakeChild(spec)
+        self.launched.append(child)
+        if self.auto_ready:
+            child.become_ready()
+            original = child.stop
+
+            def stop(grace, child=child, original=original):
+                d = original(grace)
+                child.exit()
+                return d
+
+            child.stop = stop
+        return child
+
+    def running(self):
+        return [c for c in self.launched if c.pid is not None]
+
+
+verifyClass(IChild, FakeChild)
+verifyClass(IRuntimeLauncher, FakeLauncher)
+
+
+class InlinePool:
+    """
+    Stands in for C{adbapi.ConnectionPool}: runs each interaction at once, on the calling
+    thread, against an in-memory database, so store tests need no threads and no reactor.
+    """
+
+    def __init__(self, path=None, reactor=None):
+        self._connection = dbapi2.connect(":memory:")
+        connected(self._connection)
+        self.closed = False
+
+    def runInteraction(self, interaction, *args, **kwargs):
+        cursor = self._connection.cursor()
+        try:
+            result = interaction(cursor, *args, **kwargs)
+        except BaseException:
+            self._connection.rollback()
+            return fail()
+        self._connection.commit()
+        return succeed(result)
+
+    def runOperation(self, sql, *args):
+        return self.runInteraction(lambda cursor: cursor.execute(sql, *args) and None)
+
+    def close(self):
+        self.closed = True
+        self._connection.close()
+
+
+def memory_store(test_case):
+    """
+    An opened L{SQLiteStore} on an L{InlinePool}.
+    """
+    store = SQLiteStore(":memory:", None, pool_factory=InlinePool)
+    test_case.successResultOf(store.open())
+    return store
+
+
+def deployment(function="hello", version="v1", alias=None, code=None, env=(), fmt="service-worker"):
+    """
+    A L{Deployment} with defaults for what a test does not care about.
+    """
+    return Deployment(
+        function=function,
+        code=code or 'addEventListener("fetch", e => e.respondWith(new Response("hi")))',
+        format=fmt,
+        version=version,
+        alias=alias,
+        env=env,
+    )
+
+
+def spec(version_id="id1", function="hello", version="v1", env=()):
+    return VersionSpec(
+        id=version_id, function=function, version=version, code="c", format="module", env=env
+    )
+
+
+class FakeProcessReactor(MemoryReactorClock):
+    """
+    A L{MemoryReactorClock} that records C{spawnProcess} calls and hands back a transport
+    whose signals the test can read.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.spawned = []
+
+    def spawnProcess(self, protocol, executable, args=(), env=None, path=None, uid=None,
+                     gid=None, usePTY=False, childFDs=None):
+        transport = FakeProcessTransport(protocol)
+        # Read the config now, as the child would: the launcher closes its copy after spawning.
+        with open(f"/proc/self/fd/{childFDs[CONFIG_FD]}", "rb") as f:
+            config = f.read()
+        self.spawned.append(
+            dict(protocol=protocol, executable=executable, args=list(args), env=env, path=path,
+                 childFDs=dict(childFDs), config=config, transport=transport)
+        )
+        protocol.makeConnection(transport)
+        return transport
+
+
+class FakeProcessTransport:
+    """
+    The process transport L{FakeProcessReactor} returns.
+    """
+
+    def __init__(self, protocol):
+        self.protocol = protocol
+        self.pid = 4242
+        self.signals = []
+
+    def signalProcess(self, signum):
+        if self.pid is None:
+            raise ProcessExitedAlready()
+        self.signals.append(signum)
+
+    def closeStdin(self):
+        pass
+
+    def loseConnection(self):
+        pass
+
+    def exit(self, reason):
+        self.pid = None
+        self.protocol.processEnded(Failure(reason))

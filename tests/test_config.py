@@ -1,0 +1,75 @@
+import ipaddress
+
+from twisted.trial.unittest import SynchronousTestCase
+
+from funcplane.model import MODULE, SERVICE_WORKER, VersionSpec
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
+from funcplane.runtime.egress import EgressPolicy
+
+SCHEMA = load_schema()
+HOSTILE = [
+    'x"), (name = "STOLEN", fromEnvironment = "PATH"), (name = "Z", text = "z',
+    'text = embed "../../etc/passwd"',
+    "line1\nline2\r\t\"quoted\" back\\slash \\x41 # ; ) ] }",
+    "\u2028\ufeff héllo ☃ 𝄞 😀",
+    "",
+    "a\x00b",
+    "x" * 5120,
+]
+
+
+def builder(**kwargs):
+    settings = RuntimeSettings(egress=EgressPolicy(denied_hosts=(ipaddress.ip_network("192.0.2.2/32"),)), **kwargs)
+    return ConfigBuilder(settings, SCHEMA)
+
+
+class ConfigTests(SynchronousTestCase):
+    def test_hostile_env_values_round_trip(self):
+        """
+        Env values full of capnp syntax, quotes, newlines and Unicode come back byte for byte
+        from the binary config, and no binding is added.
+        """
+        env = tuple((f"V{i}", value) for i, value in enumerate(HOSTILE))
+        b = builder()
+        config = b.read(b.build(VersionSpec("id", "f", "v", "c", SERVICE_WORKER, env)))
+        bindings = config["services"][0]["worker"]["bindings"]
+        self.assertEqual([(x["name"], x["text"]) for x in bindings], list(env))
+        self.assertEqual([set(x) for x in bindings], [{"name", "text"}] * len(env))
+
+    def test_service_worker(self):
+        """
+        A service-worker script is the worker's serviceWorkerScript, as given.
+        """
+        b = builder(compatibility_date="2025-01-01")
+        worker = b.read(b.build(VersionSpec("id", "f", "v", HOSTILE[2], SERVICE_WORKER)))["services"][0]["worker"]
+        self.assertEqual(worker["serviceWorkerScript"], HOSTILE[2])
+        self.assertEqual(worker["compatibilityDate"], "2025-01-01")
+        self.assertNotIn("modules", worker)
+
+    def test_module(self):
+        """
+        An ES module is the worker's one module.
+        """
+        b = builder()
+        worker = b.read(b.build(VersionSpec("id", "f", "v", "export default {}", MODULE)))["services"][0]["worker"]
+        self.assertEqual(worker["modules"], [{"name": "worker.js", "esModule": "export default {}"}])
+
+    def test_structure(self):
+        """
+        The config has the worker and an explicit internet network with the egress policy as
+        its outbound, one socket without an address (it comes by --socket-fd), and a heap cap.
+        """
+        b = builder(heap_limit_mb=64)
+        config = b.read(b.build(VersionSpec("id", "f", "v", "c", MODULE)))
+        main, internet = config["services"]
+        self.assertEqual(main["worker"]["globalOutbound"]["name"], "internet")
+        self.assertEqual(internet["name"], "internet")
+        self.assertEqual(internet["network"]["allow"], ["public"])
+        self.assertIn("local", internet["network"]["deny"])
+        self.assertIn("192.0.2.2/32", internet["network"]["deny"])
+        self.assertTrue(internet["network"]["tlsOptions"]["trustBrowserCas"])
+        [socket] = config["sockets"]
+        self.assertEqual((socket["name"], socket["service"]["name"]), ("http", "main"))
+        self.assertNotIn("address", socket)
+        self.assertIn("http", socket)
+        self.assertEqual(config["v8Flags"], ["--max-old-space-size=64"])

@@ -1,0 +1,170 @@
+import ipaddress
+import os
+import signal
+import stat
+import tempfile
+
+from twisted.internet.error import ProcessDone, ProcessTerminated
+from twisted.logger import LogLevel, capturedLogs
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from funcplane.errors import StartFailed
+from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
+from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.process import CONFIG_FD, CONTROL_FD, SOCKET_FD, WorkerdLauncher
+from tests.fakes import FakeProcessReactor, spec
+from tests.test_config import SCHEMA
+
+READY = b'{"event":"listen","socket":"http","port":0}\n'
+
+
+class LauncherTests(SynchronousTestCase):
+    def setUp(self):
+        self.reactor = FakeProcessReactor()
+        self.run_dir = tempfile.mkdtemp()
+        self.addCleanup(lambda: [os.unlink(os.path.join(self.run_dir, f)) for f in os.listdir(self.run_dir)] and None)
+        self.builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy(denied_hosts=(ipaddress.ip_network("127.0.0.1/32"),))), SCHEMA)
+        self.launcher = WorkerdLauncher(self.reactor, "/opt/workerd", self.run_dir, self.builder, startup_timeout=5)
+
+    def launch(self, **kwargs):
+        child = self.launcher.launch(spec(**kwargs))
+        return child, self.reactor.spawned[-1]
+
+    def test_interfaces(self):
+        """
+        The launcher and its children provide their interfaces.
+        """
+        verifyObject(IRuntimeLauncher, self.launcher)
+        verifyObject(IChild, self.launch()[0])
+
+    def test_spawn(self):
+        """
+        workerd is spawned by absolute path with an empty environment, reading its config
+        from a passed fd, serving on a passed socket, announcing readiness on a pipe.
+        """
+        child, spawned = self.launch(version_id="abc")
+        self.assertEqual(spawned["executable"], "/opt/workerd")
+        self.assertEqual(
+            spawned["args"],
+            ["/opt/workerd", "serve", "--binary", "/proc/self/fd/3", "--socket-fd", "http=4", "--control-fd=5"],
+        )
+        self.assertEqual(spawned["env"], {})
+        self.assertEqual(spawned["path"], self.run_dir)
+        fds = spawned["childFDs"]
+        self.assertEqual((fds[1], fds[2], fds[CONTROL_FD]), ("r", "r", "r"))
+        self.assertNotIn(0, fds)
+        self.assertIsInstance(fds[SOCKET_FD], int)
+        self.assertEqual(child.socket_path, os.path.join(self.run_dir, "abc.sock"))
+
+    def test_config_passed_in_memory(self):
+        """
+        The config the child reads is the builder's, for this spec; no file is written but
+        the socket.
+        """
+        child, spawned = self.launch(env=(("SECRET", "s3cr3t"),))
+        config = self.builder.read(spawned["config"])
+        self.assertEqual(config["services"][0]["worker"]["bindings"], [{"name": "SECRET", "text": "s3cr3t"}])
+        self.assertEqual(os.listdir(self.run_dir), ["id1.sock"])
+
+    def test_socket_private(self):
+        """
+        The socket is a fresh 0600 unix socket, replacing any stale file at its path.
+        """
+        with open(os.path.join(self.run_dir, "id1.sock"), "w") as f:
+            f.write("stale")
+        child, _ = self.launch()
+        mode = os.stat(child.socket_path).st_mode
+        self.assertTrue(stat.S_ISSOCK(mode))
+        self.assertEqual(stat.S_IMODE(mode), 0o600)
+
+    def test_ready(self):
+        """
+        The child is ready when workerd writes its listen event on the control pipe, even
+        in pieces.
+        """
+        child, spawned = self.launch()
+        d = child.when_ready()
+        spawned["protocol"].childDataReceived(CONTROL_FD, READY[:10])
+        self.assertNoResult(d)
+        spawned["protocol"].childDataReceived(CONTROL_FD, READY[10:])
+        self.assertIs(self.successResultOf(d), child)
+
+    def test_exit_before_ready(self):
+        """
+        A child that exits before it is ready fails with workerd's stderr, without the
+        'service main: ' prefix; the socket file is removed.
+        """
+        child, spawned = self.launch()
+        d = child.when_ready()
+        p = spawned["protocol"]
+        p.childDataReceived(2, b"service main: Uncaught SyntaxError: missing ) after argument list\n  at worker.js:1:50")
+        spawned["transport"].exit(ProcessTerminated(1))
+        failure = self.failureResultOf(d, StartFailed)
+        self.assertEqual(str(failure.value), "Uncaught SyntaxError: missing ) after argument list\n  at worker.js:1:50")
+        self.assertEqual(failure.value.reason, "ScriptError")
+        self.assertFalse(os.path.exists(child.socket_path))
+
+    def test_startup_timeout(self):
+        """
+        A child not ready within the start-up timeout fails with StartupTimeout and is
+        SIGKILLed; not a moment before.
+        """
+        child, spawned = self.launch()
+        d = child.when_ready()
+        self.reactor.advance(4.9)
+        self.assertNoResult(d)
+        self.reactor.advance(0.1)
+        self.assertEqual(self.failureResultOf(d, StartFailed).value.reason, "StartupTimeout")
+        self.assertEqual(spawned["transport"].signals, [signal.SIGKILL])
+
+    def test_ready_cancels_timeout(self):
+        """
+        Once ready, the start-up timeout is gone.
+        """
+        child, spawned = self.launch()
+        spawned["protocol"].childDataReceived(CONTROL_FD, READY)
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+
+    def test_stop_grace(self):
+        """
+        stop() sends SIGTERM, then SIGKILL after the grace period if the child is still
+        there; its Deferred fires when the process has ended.
+        """
+        child, spawned = self.launch()
+        spawned["protocol"].childDataReceived(CONTROL_FD, READY)
+        d = child.stop(10)
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM])
+        self.reactor.advance(9.9)
+        self.assertNoResult(d)
+        self.reactor.advance(0.1)
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM, signal.SIGKILL])
+        spawned["transport"].exit(ProcessTerminated(signal=9))
+        self.successResultOf(d)
+
+    def test_stop_in_time(self):
+        """
+        A child that exits within the grace period is not SIGKILLed.
+        """
+        child, spawned = self.launch()
+        d = child.stop(10)
+        spawned["transport"].exit(ProcessDone(0))
+        self.successResultOf(d)
+        self.reactor.advance(20)
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM])
+
+    def test_output_logged(self):
+        """
+        Each line the child prints is a log event with its function, version and stream.
+        """
+        child, spawned = self.launch(function="hello", version="v1")
+        with capturedLogs() as events:
+            spawned["protocol"].childDataReceived(1, b"hello from\nthe function\npart")
+            spawned["protocol"].childDataReceived(2, b"oops\n")
+        fields = [(e["function"], e["version"], e["stream"], e["line"]) for e in events]
+        self.assertEqual(
+            fields,
+            [("hello", "v1", "stdout", "hello from"), ("hello", "v1", "stdout", "the function"), ("hello", "v1", "stderr", "oops")],
+        )
+        self.assertEqual(events[0]["log_level"], LogLevel.info)
