@@ -5,13 +5,14 @@ Response bodies stream back with backpressure; hop-by-hop headers are dropped bo
 the response gains no header the function did not send.
 """
 
+from twisted.internet import task
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
 from twisted.web.http import PotentialDataLoss
 from twisted.web.http_headers import Headers
-from twisted.web.iweb import IAgentEndpointFactory
+from twisted.web.iweb import UNKNOWN_LENGTH, IAgentEndpointFactory
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
@@ -33,6 +34,8 @@ HOP_BY_HOP = frozenset(
     ]
 )
 SET_BY_PROXY = frozenset([b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"])
+# Each hop frames the body itself: the agent upstream, Twisted's server towards the client.
+FRAMING = frozenset([b"content-length", b"transfer-encoding"])
 
 # workerd closes idle keep-alive connections after 15 s; give ours up before that.
 POOL_IDLE_SECONDS = 10
@@ -141,16 +144,18 @@ class FunctionProxy(Resource):
     @param routes: an L{funcplane.interfaces.IRouteTable}.
     @param supervisor: provides C{socket_for(version_id)}.
     @param agent: an C{IAgent} whose URI host is a version id (see L{version_agent}).
+    @param cooperator: schedules the writing of request bodies upstream.
     """
 
     isLeaf = True
     log = Logger()
 
-    def __init__(self, routes, supervisor, agent):
+    def __init__(self, routes, supervisor, agent, cooperator=task):
         super().__init__()
         self._routes = routes
         self._supervisor = supervisor
         self._agent = agent
+        self._cooperator = cooperator
 
     def render(self, request):
         request.defaultContentType = None
@@ -174,7 +179,7 @@ class FunctionProxy(Resource):
         return NOT_DONE_YET
 
     def _forward(self, request, version_id, host):
-        upstream = Headers(dict(forwardable(request.requestHeaders, SET_BY_PROXY)))
+        upstream = Headers(dict(forwardable(request.requestHeaders, SET_BY_PROXY | FRAMING)))
         upstream.setRawHeaders(b"x-forwarded-for", [_client_ip(request)])
         upstream.setRawHeaders(b"x-forwarded-proto", [b"https" if request.isSecure() else b"http"])
         upstream.setRawHeaders(b"x-forwarded-host", [host])
@@ -182,7 +187,7 @@ class FunctionProxy(Resource):
         if request.requestHeaders.hasHeader(b"content-length") or request.requestHeaders.hasHeader(
             b"transfer-encoding"
         ):
-            body = FileBodyProducer(request.content)
+            body = FileBodyProducer(request.content, cooperator=self._cooperator)
         return self._agent.request(
             request.method, b"http://" + version_id.encode("ascii") + request.uri, upstream, body
         )
@@ -193,8 +198,12 @@ class FunctionProxy(Resource):
             response.deliverBody(Protocol())
             return
         request.setResponseCode(response.code, response.phrase)
-        for name, values in forwardable(response.headers):
+        # The agent keeps connection-level headers (Connection, Content-Length, ...) out of
+        # response.headers; the length comes back from response.length.
+        for name, values in forwardable(response.headers, FRAMING):
             request.responseHeaders.setRawHeaders(name, values)
+        if response.length is not UNKNOWN_LENGTH:
+            request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % response.length])
         response.deliverBody(_BodyRelay(request, exchange))
 
     def _failed(self, failure, request, exchange):

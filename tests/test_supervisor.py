@@ -130,3 +130,13 @@ class SupervisorTests(SynchronousTestCase):
         self.assertNoResult(d)
         second.exit()
         self.successResultOf(d)
+
+    def test_synchronous_start(self):
+        """
+        A start that completes at once (the spec at hand, the child ready immediately)
+        still answers its caller.
+        """
+        supervisor = Supervisor(FakeLauncher(auto_ready=True), self.load)
+        child = self.successResultOf(supervisor.start(spec(version_id="s")))
+        self.assertEqual(child.spec.id, "s")
+        self.assertEqual(self.successResultOf(supervisor.socket_for("s")), "/run/s.sock")

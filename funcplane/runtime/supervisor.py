@@ -78,14 +78,15 @@ class Supervisor(Service):
         ).addCallback(lambda child: child.socket_path)
 
     def _single_flight(self, version_id, get_spec):
-        waiters = self._starting.get(version_id)
-        if waiters is None:
-            waiters = self._starting[version_id] = []
-            d = get_spec()
-            d.addCallback(self._launch)
-            d.addBoth(self._started, version_id)
         waiter = Deferred()
-        waiters.append(waiter)
+        if version_id in self._starting:
+            self._starting[version_id].append(waiter)
+            return waiter
+        # The waiter is registered first: the start may complete synchronously.
+        self._starting[version_id] = [waiter]
+        d = get_spec()
+        d.addCallback(self._launch)
+        d.addBoth(self._started, version_id)
         return waiter
 
     def _launch(self, spec):

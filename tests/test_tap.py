@@ -1,0 +1,98 @@
+import os
+import tempfile
+
+from twisted.application.service import IServiceMaker
+from twisted.plugin import getPlugins
+from twisted.python.usage import UsageError
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from funcplane import tap
+from funcplane.service import FuncplaneService
+
+
+def fake_workerd(test_case):
+    path = os.path.join(test_case.mktemp())
+    with open(path, "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(path, 0o755)
+    return os.path.abspath(path)
+
+
+class PluginTests(SynchronousTestCase):
+    def test_plugin(self):
+        """
+        twistd finds the funcplane plugin, and it provides IServiceMaker.
+        """
+        makers = {p.tapname: p for p in getPlugins(IServiceMaker)}
+        self.assertIn("funcplane", makers)
+        verifyObject(IServiceMaker, makers["funcplane"])
+        self.assertIs(makers["funcplane"].options, tap.Options)
+
+
+class OptionsTests(SynchronousTestCase):
+    def parse(self, *args):
+        options = tap.Options()
+        options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", "/tmp/fpd", *args])
+        return options
+
+    def test_defaults(self):
+        """
+        By default funcplane listens on tcp:8081, function URLs carry :8081, hosts end in
+        func.local and the data directory is absolute.
+        """
+        options = self.parse()
+        settings = tap.settings_from(options)
+        self.assertEqual((settings.listen, settings.public_port, settings.domain, settings.data_dir),
+                         ("tcp:8081", 8081, "func.local", "/tmp/fpd"))
+        self.assertEqual((settings.startup_timeout, settings.stop_grace, settings.egress_allow), (5.0, 10.0, ()))
+
+    def test_port_descriptions(self):
+        """
+        A bare number is TCP; other strports descriptions pass through; the public port
+        follows TCP ports and defaults to 80 otherwise; --public-port overrides.
+        """
+        self.assertEqual(self.parse("--port", "9000")["listen"], "tcp:9000")
+        options = self.parse("--port", "tcp:8082:interface=127.0.0.1")
+        self.assertEqual((options["listen"], options["public-port"]), ("tcp:8082:interface=127.0.0.1", 8082))
+        self.assertEqual(self.parse("--port", "unix:/tmp/fp.sock")["public-port"], 80)
+        self.assertEqual(self.parse("--public-port", "80")["public-port"], 80)
+
+    def test_egress_allow(self):
+        """
+        --egress-allow is repeatable and must be a network.
+        """
+        self.assertEqual(self.parse("--egress-allow", "127.0.0.1/32", "--egress-allow", "10.0.0.0/8")["egress-allow"],
+                         ["127.0.0.1/32", "10.0.0.0/8"])
+        self.assertRaises(UsageError, self.parse, "--egress-allow", "nonsense")
+
+    def test_bad_values(self):
+        """
+        Non-positive timeouts, a non-numeric public port and an over-long data directory are
+        usage errors.
+        """
+        self.assertRaises(UsageError, self.parse, "--startup-timeout", "0")
+        self.assertRaises(UsageError, self.parse, "--stop-grace", "x")
+        self.assertRaises(UsageError, self.parse, "--public-port", "http")
+        self.assertRaises(UsageError, self.parse, "--data-dir", "/tmp/" + "d" * 80)
+
+    def test_missing_workerd(self):
+        """
+        A missing workerd is a usage error that says how to install it.
+        """
+        options = tap.Options()
+        e = self.assertRaises(UsageError, options.parseOptions, ["--workerd", "/nonexistent/workerd"])
+        self.assertIn("does not exist", str(e))
+
+    def test_make_service_builds_only(self):
+        """
+        makeService builds the service without starting it: nothing listens, nothing is
+        created on disk.
+        """
+        data_dir = os.path.join(tempfile.mkdtemp(), "data")
+        options = tap.Options()
+        options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", data_dir])
+        service = tap.makeService(options)
+        self.assertIsInstance(service, FuncplaneService)
+        self.assertFalse(service.running)
+        self.assertFalse(os.path.exists(data_dir))
