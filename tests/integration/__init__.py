@@ -1,0 +1,3 @@
+"""
+Integration tests: a real funcplane service on a real port, with real workerd children.
+"""
