@@ -66,7 +66,7 @@ class Platform:
 
     async def load_routes(self):
         """
-        Fill the route table from the store; return how many functions there are.
+        Fill the route table from the store; return every function's routes.
         """
         all_routes = await self._store.routes()
         for routes in all_routes:
