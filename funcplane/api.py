@@ -94,13 +94,9 @@ class AdminAPI:
         return f"http://{host}{self._port_suffix}"
 
     def _body(self, request):
-        length = request.getHeader(b"content-length")
+        # twisted.web has received the whole body by now; its size is what counts.
         content = request.content
-        content.seek(0, 2)
-        size = content.tell()
-        if (length and length.isdigit() and int(length) > self._limits.max_body_bytes) or (
-            size > self._limits.max_body_bytes
-        ):
+        if content.seek(0, 2) > self._limits.max_body_bytes:
             raise errors.RequestTooLarge(
                 f"request body is over {self._limits.max_body_bytes} bytes"
             )

@@ -10,7 +10,7 @@ from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
-from twisted.web.http import PotentialDataLoss
+from twisted.web.http import NO_BODY_CODES, PotentialDataLoss
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import UNKNOWN_LENGTH, IAgentEndpointFactory
 from twisted.web.resource import Resource
@@ -198,12 +198,19 @@ class FunctionProxy(Resource):
             response.deliverBody(Protocol())
             return
         request.setResponseCode(response.code, response.phrase)
-        # The agent keeps connection-level headers (Connection, Content-Length, ...) out of
-        # response.headers; the length comes back from response.length.
-        for name, values in forwardable(response.headers, FRAMING):
-            request.responseHeaders.setRawHeaders(name, values)
-        if response.length is not UNKNOWN_LENGTH:
-            request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % response.length])
+        body_follows = request.method != b"HEAD" and response.code not in NO_BODY_CODES
+        if body_follows:
+            # The agent keeps Content-Length out of response.headers and reports it as
+            # response.length; Twisted's server re-frames what it does not know.
+            for name, values in forwardable(response.headers, FRAMING):
+                request.responseHeaders.setRawHeaders(name, values)
+            if response.length is not UNKNOWN_LENGTH:
+                request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % response.length])
+        else:
+            # No body: a HEAD's Content-Length describes the GET's body and passes as the
+            # function sent it; a 204 or 304 gains none.
+            for name, values in forwardable(response.headers):
+                request.responseHeaders.setRawHeaders(name, values)
         response.deliverBody(_BodyRelay(request, exchange))
 
     def _failed(self, failure, request, exchange):

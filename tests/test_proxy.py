@@ -171,6 +171,73 @@ class ProxyTests(SynchronousTestCase):
         self.assertEqual(self.function.seen, [])
 
 
+class FixedResponse:
+    """
+    A response as the agent hands it over, with the length it reports.
+    """
+
+    phrase = b"Reason"
+
+    def __init__(self, code, headers, length):
+        self.code, self.headers, self.length = code, Headers(headers), length
+
+    def deliverBody(self, protocol):
+        self.protocol = protocol
+
+
+class FixedAgent:
+    def __init__(self, response):
+        self.response = response
+
+    def request(self, method, uri, headers=None, bodyProducer=None):
+        return succeed(self.response)
+
+
+class PlainRequest(DummyRequest):
+    def isSecure(self):
+        return False
+
+
+class ResponseLengthTests(SynchronousTestCase):
+    """
+    Content-Length towards the client follows whether a body follows.
+    """
+
+    def respond(self, response, method=b"GET"):
+        routes = RouteTable("func.local")
+        routes.replace(FunctionRoutes("hello", "id1", {"v1": "id1"}, {}))
+        request = PlainRequest([b""])
+        request.method = method
+        request.requestHeaders.setRawHeaders(b"host", [b"hello.func.local"])
+        FunctionProxy(routes, FakeSupervisor(), FixedAgent(response)).render(request)
+        return request
+
+    def test_body_length(self):
+        """
+        A response with a body of known length carries that length.
+        """
+        request = self.respond(FixedResponse(200, {}, 42))
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-length"), [b"42"])
+
+    def test_head(self):
+        """
+        A HEAD response keeps the Content-Length the function sent, although no body
+        follows.
+        """
+        request = self.respond(FixedResponse(200, {b"Content-Length": [b"1234"]}, 0), b"HEAD")
+        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-length"), [b"1234"])
+
+    def test_no_body_codes(self):
+        """
+        A 204 or a 304 gains no Content-Length.
+        """
+        for code in (204, 304):
+            request = self.respond(FixedResponse(code, {b"ETag": [b'"x"']}, 0))
+            self.assertEqual(request.responseCode, code)
+            self.assertFalse(request.responseHeaders.hasHeader(b"content-length"), code)
+            self.assertEqual(request.responseHeaders.getRawHeaders(b"etag"), [b'"x"'])
+
+
 class ForwardableTests(SynchronousTestCase):
     def test_connection_tokens(self):
         """

@@ -80,7 +80,7 @@ class PlatformTests(TestCase):
     async def test_requests_relayed(self):
         """
         Method, path, query, headers and body reach the function; status, headers and body
-        come back.
+        come back; a HEAD answer keeps the length of the body it stands for.
         """
         fp = await Funcplane(self).start()
         await fp.deploy("echo", ECHO_REQUEST)
@@ -91,6 +91,10 @@ class PlatformTests(TestCase):
         self.assertEqual(response.headers.getRawHeaders("x-from"), ["function"])
         self.assertEqual(json.loads(await response.content()),
                          {"method": "PUT", "path": "/a/b?c=1", "header": "yes", "body": "x" * 100_000})
+        await fp.deploy("fixed", V1)
+        head = await fp.client.request("HEAD", f"http://127.0.0.1:{fp.port}/", headers={"Host": "fixed.func.local"})
+        self.assertEqual((head.code, head.headers.getRawHeaders("content-length")), (200, ["2"]))
+        self.assertEqual(await head.content(), b"")
 
     async def test_env_vars_both_formats(self):
         """
@@ -159,7 +163,8 @@ class PlatformTests(TestCase):
         fp = await Funcplane(self).start()
         code, body = await fp.api("POST", "/api/deploy/hello", {"runtime": "js", "code": V1}, headers={})
         self.assertEqual((code, body["error"]["code"]), (401, "unauthorized"))
-        self.assertEqual((await fp.deploy("../x", V1))[0], 404)
+        code, body = await fp.deploy("../x", V1)
+        self.assertEqual((code, body["error"]["code"]), (404, "not_found"))
         self.assertEqual((await fp.deploy("a.b", V1))[1]["error"]["code"], "invalid_name")
         self.assertEqual((await fp.deploy("hello", V1, runtime="python"))[0], 400)
         await fp.deploy("hello", V1, version="v1")
