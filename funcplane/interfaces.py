@@ -133,6 +133,11 @@ class IRouteTable(Interface):
     Maps request hosts to version ids, in memory.
     """
 
+    def is_function_host(host):
+        """
+        Whether C{host} (a Host header's bytes) is under the functions' domain.
+        """
+
     def resolve(host):
         """
         The version id that serves C{host}.
@@ -148,4 +153,26 @@ class IRouteTable(Interface):
     def remove(function):
         """
         Forget a function.
+        """
+
+
+class IUpstreamPool(Interface):
+    """
+    Keep-alive connections to the children.
+    """
+
+    def acquire(socket_path):
+        """
+        A Deferred that fires with an idle L{funcplane.upstream.UpstreamConnection} to the
+        child listening on C{socket_path}, connecting a new one when none is idle.
+        """
+
+    def release(connection):
+        """
+        Keep C{connection} for a later request.
+        """
+
+    def close():
+        """
+        Close every idle connection; the Deferred fires when they are closed.
         """

@@ -1,24 +1,40 @@
 """
-The reverse proxy for function hosts: resolve the Host to a version, make sure its child
-runs, and relay the request to it over a pooled HTTP/1.1 connection on its unix socket.
-Response bodies stream back with backpressure; hop-by-hop headers are dropped both ways and
-the response gains no header the function did not send.
+The reverse proxy keyed on virtual host: funcplane's listener.
+
+Every connection starts in L{ProxyChannel}, which parses HTTP/1.1 with httptools (llhttp,
+the parser of Node.js, in its strict mode: conflicting or duplicate lengths, signed lengths,
+bad chunk sizes, obs-fold and stray CR, LF or NUL are errors, never guesses).
+
+- A connection whose first request is for a function host stays here. Each request is
+  relayed to the version its Host resolves to, over a pooled keep-alive connection to the
+  child's unix socket (L{funcplane.upstream}); request and response bodies stream both ways
+  with backpressure and are re-framed on each hop. Pipelined requests are answered in order,
+  one at a time.
+- A connection whose first request is for any other host is handed, with every byte read so
+  far, to the admin API's twisted.web C{Site}.
+
+Hop-by-hop headers are dropped both ways, C{X-Forwarded-*} are set by funcplane, and a
+response gains no header the function did not send beyond its framing.
 """
 
-from twisted.internet import task
-from twisted.internet.endpoints import UNIXClientEndpoint
-from twisted.internet.protocol import Protocol
+from collections import deque
+from http import HTTPStatus
+
+import attrs
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
-from twisted.web.client import Agent, FileBodyProducer, HTTPConnectionPool, ResponseDone
-from twisted.web.http import NO_BODY_CODES, PotentialDataLoss
-from twisted.web.http_headers import Headers
-from twisted.web.iweb import UNKNOWN_LENGTH, IAgentEndpointFactory
-from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
 from zope.interface import implementer
 
 from funcplane.errors import NoSuchVersion, StartFailed
 from funcplane.routing import NotRouted
+from funcplane.upstream import CHUNKED, NO_BODY, IUpstreamHandler
 
 HOP_BY_HOP = frozenset(
     [
@@ -34,209 +50,679 @@ HOP_BY_HOP = frozenset(
     ]
 )
 SET_BY_PROXY = frozenset([b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"])
-# Each hop frames the body itself: the agent upstream, Twisted's server towards the client.
-FRAMING = frozenset([b"content-length", b"transfer-encoding"])
+# Each hop frames the body itself; 100-continue is answered by funcplane.
+NOT_FORWARDED = SET_BY_PROXY | frozenset([b"content-length", b"expect"])
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+LAST_CHUNK = b"0\r\n\r\n"
 
-# workerd closes idle keep-alive connections after 15 s; give ours up before that.
-POOL_IDLE_SECONDS = 10
-POOL_CONNECTIONS_PER_VERSION = 64
+
+@attrs.frozen
+class ProxyLimits:
+    """
+    What one client connection may make funcplane hold.
+
+    @ivar head_bytes: the request line and headers of one request.
+    @ivar pipeline: requests read ahead of the one being answered.
+    @ivar buffered: request body bytes held while they cannot be sent on (the child is
+        starting, or the request waits behind another); beyond it, reading pauses.
+    """
+
+    head_bytes: int = 64 * 1024
+    pipeline: int = 16
+    buffered: int = 64 * 1024
 
 
 def forwardable(headers, also_drop=frozenset()):
     """
-    C{(name, values)} of C{headers} (a L{twisted.web.http_headers.Headers}) without the
-    hop-by-hop ones, those its C{Connection} header names, and C{also_drop}.
+    The C{(name, value)} pairs of C{headers} without the hop-by-hop ones, those a
+    C{Connection} header names, and C{also_drop} (lower-case names).
     """
-    drop = set(HOP_BY_HOP) | also_drop
-    for value in headers.getRawHeaders(b"connection", []):
-        drop.update(token.strip().lower() for token in value.split(b","))
-    for name, values in headers.getAllRawHeaders():
-        if name.lower() not in drop:
-            yield name, values
+    drop = HOP_BY_HOP | also_drop
+    named = [value for name, value in headers if name.lower() == b"connection"]
+    if named:
+        drop = drop | {token.strip().lower() for value in named for token in value.split(b",")}
+    return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
-@implementer(IAgentEndpointFactory)
-class VersionEndpoints:
+def plain_response(status, message, close, head_only=False):
     """
-    Connects to the child whose version id is the request URI's host.
-
-    @param socket_path: maps a version id (str) to its socket path.
+    A complete response with a short plain-text body.
     """
+    body = (message + "\n").encode("utf-8")
+    head = [
+        b"HTTP/1.1 %d %s\r\n" % (status, HTTPStatus(status).phrase.encode("ascii")),
+        b"Content-Type: text/plain; charset=utf-8\r\n",
+        b"Content-Length: %d\r\n" % (len(body),),
+    ]
+    if close:
+        head.append(b"Connection: close\r\n")
+    head.append(b"\r\n")
+    if not head_only:
+        head.append(body)
+    return b"".join(head)
 
-    def __init__(self, reactor, socket_path):
-        self._reactor = reactor
-        self._socket_path = socket_path
 
-    def endpointForURI(self, uri):
-        return UNIXClientEndpoint(self._reactor, self._socket_path(uri.host.decode("ascii")))
-
-
-def version_pool(reactor):
+class _HandOff(Exception):
     """
-    The keep-alive connection pool to the children.
-    """
-    pool = HTTPConnectionPool(reactor, persistent=True)
-    pool.maxPersistentPerHost = POOL_CONNECTIONS_PER_VERSION
-    pool.cachedConnectionTimeout = POOL_IDLE_SECONDS
-    return pool
-
-
-def version_agent(reactor, socket_path, pool):
-    """
-    An Agent that reaches versions by id over C{pool}'s keep-alive connections.
-    """
-    return Agent.usingEndpointFactory(reactor, VersionEndpoints(reactor, socket_path), pool)
-
-
-class _BodyRelay(Protocol):
-    """
-    Writes a function's response body to the client as it arrives, pausing the function's
-    connection while the client cannot keep up.
+    Raised inside the parser: this connection belongs to the admin API.
     """
 
-    def __init__(self, request, exchange):
-        self._request = request
-        self._exchange = exchange
 
-    def connectionMade(self):
-        self._exchange.upstream = self.transport
-        self._request.registerProducer(self.transport, True)
+class _Gate:
+    """
+    Pauses reading from a transport while any reason to holds.
+    """
 
-    def dataReceived(self, data):
-        if not self._exchange.client_gone:
-            self._request.write(data)
+    def __init__(self, transport):
+        self._transport = transport
+        self._reasons = set()
 
-    def connectionLost(self, reason):
-        self._exchange.upstream = None
-        if self._exchange.client_gone:
-            return
-        self._request.unregisterProducer()
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self._request.finish()
+    def pause(self, reason):
+        if not self._reasons:
+            self._transport.pauseProducing()
+        self._reasons.add(reason)
+
+    def resume(self, reason):
+        if reason in self._reasons:
+            self._reasons.discard(reason)
+            if not self._reasons:
+                self._transport.resumeProducing()
+
+    def set(self, reason, held):
+        if held:
+            self.pause(reason)
         else:
-            # The body broke off: close the client's connection so it cannot take a
-            # truncated body for a whole one.
-            self._request.channel.loseConnection()
+            self.resume(reason)
 
 
-class _Exchange:
+@implementer(IPushProducer)
+class _Hold:
     """
-    The state of one proxied request.
+    Holds a L{_Gate} for one reason while the transport it is registered with is full.
     """
 
-    def __init__(self):
-        self.client_gone = False
-        self.upstream = None
-        self.pending = None
+    def __init__(self, gate, reason):
+        self._gate = gate
+        self._reason = reason
 
-    def client_disconnected(self, _):
-        self.client_gone = True
-        if self.pending is not None:
-            self.pending.cancel()
-        if self.upstream is not None:
-            self.upstream.stopProducing()
+    def pauseProducing(self):
+        self._gate.pause(self._reason)
+
+    def resumeProducing(self):
+        self._gate.resume(self._reason)
+
+    def stopProducing(self):
+        pass
 
 
-class FunctionProxy(Resource):
+class ProxyFactory(Factory):
     """
-    The resource every function host is served by.
+    Builds a L{ProxyChannel} for every connection to funcplane's listener.
 
     @param routes: an L{funcplane.interfaces.IRouteTable}.
     @param supervisor: provides C{socket_for(version_id)}.
-    @param agent: an C{IAgent} whose URI host is a version id (see L{version_agent}).
-    @param cooperator: schedules the writing of request bodies upstream.
+    @param pool: an L{funcplane.interfaces.IUpstreamPool}.
+    @param admin: the factory (a twisted.web C{Site}) for connections to the admin API.
     """
 
-    isLeaf = True
+    def __init__(self, routes, supervisor, pool, admin, limits=ProxyLimits()):
+        self.routes = routes
+        self.supervisor = supervisor
+        self.pool = pool
+        self.admin = admin
+        self.limits = limits
+
+    def buildProtocol(self, addr):
+        return ProxyChannel(self)
+
+
+@implementer(IPushProducer)
+class ProxyChannel(Protocol):
+    """
+    One client connection. Reads requests, answers them in order through L{_Exchange}s,
+    and is the producer of the client transport, so a client that reads slowly pauses the
+    child that is answering it.
+    """
+
+    def __init__(self, factory):
+        self._factory = factory
+        self._limits = factory.limits
+        self._parser = HttpRequestParser(self)
+        self._held = []
+        self._proxying = False
+        self._admin = None
+        self._queue = deque()
+        self._parsing = None
+        self._head_bytes = 0
+        self._buffered = 0
+        self._reading = True
+        self.gate = None
+        self.writes_paused = False
+        self.secure = False
+
+    def connectionMade(self):
+        self.gate = _Gate(self.transport)
+        self.secure = ISSLTransport.providedBy(self.transport)
+
+    # Receiving.
+
+    def dataReceived(self, data):
+        if self._admin is not None:
+            self._admin.dataReceived(data)
+            return
+        if not self._reading:
+            return
+        if self._held is not None:
+            self._held.append(data)
+        if self._in_head():
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except HttpParserCallbackError as e:
+            if isinstance(e.__context__, _HandOff):
+                self._hand_off()
+                return
+            raise
+        except HttpParserUpgrade:
+            # funcplane does not relay protocol switches (WebSocket) yet: the request is
+            # answered as an ordinary one and nothing after it is read.
+            self._stop_reading()
+        except HttpParserError as e:
+            self._reject(400, f"malformed request: {e}")
+            return
+        if self._reading and self._in_head() and self._head_bytes > self._limits.head_bytes:
+            self._reject(431, "the request line and headers are too large")
+
+    def _in_head(self):
+        return self._parsing is None or self._parsing.method is None
+
+    def on_message_begin(self):
+        self._parsing = _Exchange(self, self._factory) if self._reading else None
+
+    def on_url(self, url):
+        if self._parsing is not None:
+            self._parsing.url += url
+
+    def on_header(self, name, value):
+        if self._parsing is not None and self._parsing.method is None:
+            self._parsing.headers.append((name, value))
+
+    def on_headers_complete(self):
+        exchange = self._parsing
+        if exchange is None:
+            return
+        self._head_bytes = 0
+        parser = self._parser
+        exchange.request_head(
+            parser.get_method(), parser.get_http_version() == "1.1", parser.should_keep_alive()
+        )
+        if not self._proxying:
+            if exchange.for_admin(self._factory.routes):
+                raise _HandOff()
+            self._begin_proxying()
+        self._enqueue(exchange)
+
+    def on_body(self, body):
+        if self._parsing is not None:
+            self._parsing.request_body(body)
+
+    def on_message_complete(self):
+        exchange, self._parsing = self._parsing, None
+        if exchange is None:
+            return
+        exchange.request_complete()
+        if not exchange.keep_alive:
+            self._stop_reading()
+
+    def _enqueue(self, exchange):
+        exchange.queued = True
+        self._queue.append(exchange)
+        self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
+        if len(self._queue) == 1:
+            exchange.start()
+
+    def _reject(self, status, message):
+        """
+        The request being read is broken: answer it with C{status} in its turn, read
+        nothing more, and close.
+        """
+        self._begin_proxying()
+        exchange, self._parsing = self._parsing, None
+        self._reading = False
+        self._parser = None
+        if exchange is not None and exchange.queued:
+            exchange.request_broken(status, message)
+            return
+        exchange = _Exchange(self, self._factory)
+        exchange.answer_with(status, message)
+        exchange.request_done = True
+        exchange.close_after = True
+        self._enqueue(exchange)
+
+    def _stop_reading(self):
+        self._reading = False
+        self._parser = None
+        if not self._queue and self._proxying:
+            self.transport.loseConnection()
+
+    def _begin_proxying(self):
+        if not self._proxying:
+            self._proxying = True
+            self._held = None
+            self.transport.registerProducer(self, True)
+
+    def _hand_off(self):
+        self._parser = None
+        self._parsing = None
+        data, self._held = b"".join(self._held), None
+        self._admin = self._factory.admin.buildProtocol(self.transport.getPeer())
+        self._admin.makeConnection(self.transport)
+        self._admin.dataReceived(data)
+
+    def buffered(self, change):
+        """
+        Count request body bytes held in memory (or released, when negative).
+        """
+        self._buffered += change
+        self.gate.set("buffered", self._buffered > self._limits.buffered)
+
+    # Answering.
+
+    def write(self, data):
+        self.transport.write(data)
+
+    def exchange_done(self, exchange):
+        """
+        C{exchange}, the first in the queue, has been answered completely.
+        """
+        if not self._queue or self._queue[0] is not exchange:
+            return
+        self._queue.popleft()
+        if exchange.close_after or (not self._reading and not self._queue):
+            self._close()
+            return
+        self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
+        if self._queue:
+            self._queue[0].start()
+
+    def abort(self):
+        """
+        A response broke off after it began: close at once so the client cannot take it
+        for a complete one.
+        """
+        self._close()
+        self.transport.abortConnection()
+
+    def _close(self):
+        self._reading = False
+        self._parser = None
+        queue, self._queue = self._queue, deque()
+        for exchange in queue:
+            exchange.client_gone()
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if self._admin is not None:
+            self._admin.connectionLost(reason)
+            return
+        self._reading = False
+        self._parser = None
+        queue, self._queue = self._queue, deque()
+        for exchange in queue:
+            exchange.client_gone()
+        if self._parsing is not None and not self._parsing.queued:
+            self._parsing.client_gone()
+        self._parsing = None
+
+    # IPushProducer, for the client transport.
+
+    def pauseProducing(self):
+        self.writes_paused = True
+        if self._queue:
+            self._queue[0].pause_response()
+
+    def resumeProducing(self):
+        self.writes_paused = False
+        if self._queue:
+            self._queue[0].resume_response()
+
+    def stopProducing(self):
+        pass
+
+
+@implementer(IUpstreamHandler)
+class _Exchange:
+    """
+    One request and its response: routes it, waits for its child, relays it.
+    """
+
     log = Logger()
 
-    def __init__(self, routes, supervisor, agent, cooperator=task):
-        super().__init__()
-        self._routes = routes
-        self._supervisor = supervisor
-        self._agent = agent
-        self._cooperator = cooperator
+    def __init__(self, channel, factory):
+        self._channel = channel
+        self._factory = factory
+        self.url = b""
+        self.headers = []
+        self.method = None
+        self.http11 = True
+        self.keep_alive = True
+        self.host = None
+        self.body = None
+        self.queued = False
+        self.request_done = False
+        self.close_after = False
+        self._expect_continue = False
+        self._canned = None
+        self._pending = []
+        self._pending_size = 0
+        self._waiting = None
+        self._upstream = None
+        self._upstream_paused = False
+        self._responded = False
+        self._chunked_response = False
+        self._complete = False
+        self._gone = False
+        self._retried = False
 
-    def render(self, request):
-        request.defaultContentType = None
-        request.responseHeaders.removeHeader(b"server")
-        request.responseHeaders.removeHeader(b"date")
-        hosts = request.requestHeaders.getRawHeaders(b"host", [])
-        if len(hosts) != 1:
-            return _plain(request, 400, "a request needs exactly one Host header")
-        try:
-            version_id = self._routes.resolve(hosts[0])
-        except NotRouted as e:
-            return _plain(request, 404, str(e))
+    def _values(self, name):
+        return [value for key, value in self.headers if key.lower() == name]
 
-        exchange = _Exchange()
-        request.notifyFinish().addErrback(exchange.client_disconnected)
-        d = self._supervisor.socket_for(version_id)
-        d.addCallback(lambda _: self._forward(request, version_id, hosts[0]))
-        d.addCallback(self._respond, request, exchange)
-        d.addErrback(self._failed, request, exchange)
-        exchange.pending = d
-        return NOT_DONE_YET
+    # The request, as the channel reads it.
 
-    def _forward(self, request, version_id, host):
-        upstream = Headers(dict(forwardable(request.requestHeaders, SET_BY_PROXY | FRAMING)))
-        upstream.setRawHeaders(b"x-forwarded-for", [_client_ip(request)])
-        upstream.setRawHeaders(b"x-forwarded-proto", [b"https" if request.isSecure() else b"http"])
-        upstream.setRawHeaders(b"x-forwarded-host", [host])
-        body = None
-        if request.requestHeaders.hasHeader(b"content-length") or request.requestHeaders.hasHeader(
-            b"transfer-encoding"
-        ):
-            body = FileBodyProducer(request.content, cooperator=self._cooperator)
-        return self._agent.request(
-            request.method, b"http://" + version_id.encode("ascii") + request.uri, upstream, body
+    def request_head(self, method, http11, keep_alive):
+        self.method = method
+        self.http11 = http11
+        # HTTP/1.0 clients get one response per connection.
+        self.keep_alive = keep_alive and http11
+        hosts = self._values(b"host")
+        self.host = hosts[0] if len(hosts) == 1 else None
+        encodings = self._values(b"transfer-encoding")
+        lengths = self._values(b"content-length")
+        if encodings:
+            self.body = CHUNKED
+        elif lengths:
+            self.body = int(lengths[0])
+        self._expect_continue = http11 and any(
+            value.lower() == b"100-continue" for value in self._values(b"expect")
         )
+        if len(hosts) != 1:
+            self.answer_with(400, "a request needs exactly one Host header", close=True)
+        elif not (self.url.startswith(b"/") or (self.url == b"*" and method == b"OPTIONS")):
+            self.answer_with(400, "the request target must be a path, such as /index.html")
+        elif encodings and [v.strip().lower() for v in encodings] != [b"chunked"]:
+            self.answer_with(501, "only the chunked transfer coding is supported")
 
-    def _respond(self, response, request, exchange):
-        exchange.pending = None
-        if exchange.client_gone:
-            response.deliverBody(Protocol())
+    def for_admin(self, routes):
+        """
+        Whether this request, the first on its connection, is for the admin API.
+        """
+        if self.host is None:
+            # Broken Host headers are answered by the proxy, strictly.
+            return False
+        return not routes.is_function_host(self.host)
+
+    def answer_with(self, status, message, close=False):
+        """
+        Answer with C{status} instead of relaying, when the request's turn comes, and
+        close the connection after it when C{close}.
+        """
+        if self._canned is None:
+            self._canned = (status, message)
+            self.close_after = self.close_after or close
+
+    def request_body(self, data):
+        if self._complete or self._gone or self._canned is not None:
             return
-        request.setResponseCode(response.code, response.phrase)
-        body_follows = request.method != b"HEAD" and response.code not in NO_BODY_CODES
-        if body_follows:
-            # The agent keeps Content-Length out of response.headers and reports it as
-            # response.length; Twisted's server re-frames what it does not know.
-            for name, values in forwardable(response.headers, FRAMING):
-                request.responseHeaders.setRawHeaders(name, values)
-            if response.length is not UNKNOWN_LENGTH:
-                request.responseHeaders.setRawHeaders(b"content-length", [b"%d" % response.length])
+        if self._upstream is not None:
+            self._upstream.write(self._frame(data))
         else:
-            # No body: a HEAD's Content-Length describes the GET's body and passes as the
-            # function sent it; a 204 or 304 gains none.
-            for name, values in forwardable(response.headers):
-                request.responseHeaders.setRawHeaders(name, values)
-        response.deliverBody(_BodyRelay(request, exchange))
+            self._pending.append(data)
+            self._pending_size += len(data)
+            self._channel.buffered(len(data))
 
-    def _failed(self, failure, request, exchange):
-        exchange.pending = None
-        if exchange.client_gone:
+    def request_complete(self):
+        self.request_done = True
+        if self._upstream is not None and self.body is CHUNKED:
+            self._upstream.write(LAST_CHUNK)
+
+    def request_broken(self, status, message):
+        """
+        The body turned out malformed after the request was queued.
+        """
+        self.close_after = True
+        if self._upstream is not None or self._waiting is not None:
+            self._abandon_upstream()
+            if self._responded:
+                self._channel.abort()
+                return
+            self._plain(status, message)
+            self._finish()
+        else:
+            self.answer_with(status, message)
+
+    def _frame(self, data):
+        if self.body is CHUNKED:
+            return b"%x\r\n%s\r\n" % (len(data), data)
+        return data
+
+    # Relaying.
+
+    def start(self):
+        if self._canned is not None:
+            self._plain(*self._canned)
+            self._finish()
+            return
+        routes = self._factory.routes
+        if not routes.is_function_host(self.host):
+            self._plain(
+                421,
+                f"{self.host.decode('ascii', 'replace')} is not a function host; "
+                "reach the admin API on a connection of its own",
+            )
+            self._finish()
+            return
+        try:
+            self._version_id = routes.resolve(self.host)
+        except NotRouted as e:
+            self._plain(404, str(e))
+            self._finish()
+            return
+        self._connect()
+
+    def _connect(self):
+        factory = self._factory
+        d = factory.supervisor.socket_for(self._version_id)
+        d.addCallback(factory.pool.acquire)
+        self._waiting = d
+        d.addCallbacks(self._attach, self._not_connected)
+
+    def _attach(self, upstream):
+        self._waiting = None
+        if self._gone or self._complete:
+            upstream.finished(reusable=True)
+            return
+        self._upstream = upstream
+        upstream.transport.registerProducer(_Hold(self._channel.gate, "upstream"), True)
+        if self._channel.writes_paused:
+            self.pause_response()
+        upstream.send(self, self._upstream_head(), head_request=self.method == b"HEAD")
+        if self._expect_continue and not self.request_done and not self._pending:
+            self._channel.write(CONTINUE)
+        pending, self._pending = self._pending, []
+        if pending:
+            upstream.write(b"".join(map(self._frame, pending)))
+            self._channel.buffered(-self._pending_size)
+            self._pending_size = 0
+        if self.request_done and self.body is CHUNKED:
+            upstream.write(LAST_CHUNK)
+
+    def _upstream_head(self):
+        channel = self._channel
+        peer = channel.transport.getPeer()
+        head = [self.method, b" ", self.url, b" HTTP/1.1\r\n"]
+        for name, value in forwardable(self.headers, NOT_FORWARDED):
+            head += (name, b": ", value, b"\r\n")
+        head += (
+            b"X-Forwarded-For: ",
+            getattr(peer, "host", "unix").encode("ascii"),
+            b"\r\nX-Forwarded-Proto: ",
+            b"https" if channel.secure else b"http",
+            b"\r\nX-Forwarded-Host: ",
+            self.host,
+            b"\r\n",
+        )
+        if self.body is CHUNKED:
+            head.append(b"Transfer-Encoding: chunked\r\n")
+        elif self.body is not None:
+            head.append(b"Content-Length: %d\r\n" % (self.body,))
+        head.append(b"\r\n")
+        return b"".join(head)
+
+    def _not_connected(self, failure):
+        self._waiting = None
+        if self._gone or self._complete:
             return
         if failure.check(NoSuchVersion):
             status, message = 404, str(failure.value)
         elif failure.check(StartFailed):
             status, message = 503, f"the function could not start: {failure.value}"
         else:
-            self.log.failure("proxying to a function failed", failure)
+            self.log.failure("could not reach the function at {host}", failure, host=self.host)
             status, message = 502, "the function did not answer"
-        request.write(_plain(request, status, message))
-        request.finish()
+        self._plain(status, message)
+        self._finish()
 
+    # The response, as the upstream connection parses it.
 
-def _client_ip(request):
-    address = request.getClientAddress()
-    return getattr(address, "host", "unix").encode("ascii")
+    def response_head(self, status, reason, headers, framing):
+        if self._gone:
+            return
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
+        for name, value in forwardable(headers):
+            head += (name, b": ", value, b"\r\n")
+        if framing is not NO_BODY and not any(
+            name.lower() == b"content-length" for name, _ in headers
+        ):
+            if self.http11:
+                self._chunked_response = True
+                head.append(b"Transfer-Encoding: chunked\r\n")
+            else:
+                # An HTTP/1.0 client learns where the body ends from the close.
+                self.close_after = True
+        if self._unread_body() or not self.keep_alive:
+            self.close_after = True
+        if self.close_after:
+            head.append(b"Connection: close\r\n")
+        head.append(b"\r\n")
+        self._responded = True
+        self._channel.write(b"".join(head))
 
+    def response_body(self, data):
+        if self._gone:
+            return
+        if self._chunked_response:
+            self._channel.write(b"%x\r\n%s\r\n" % (len(data), data))
+        else:
+            self._channel.write(data)
 
-def _plain(request, status, message):
-    """
-    Set C{status} and return C{message} as a plain-text body.
-    """
-    request.setResponseCode(status)
-    request.responseHeaders.setRawHeaders(b"content-type", [b"text/plain; charset=utf-8"])
-    return (message + "\n").encode("utf-8")
+    def response_done(self, upstream):
+        self._detach()
+        upstream.finished(reusable=self.request_done)
+        if self._gone:
+            return
+        if self._chunked_response:
+            self._channel.write(LAST_CHUNK)
+        self._finish()
+
+    def upstream_failed(self, reason, retryable):
+        self._detach()
+        if self._gone or self._complete:
+            return
+        if retryable and self.body is None and not self._retried:
+            # A kept-alive connection the child had just closed: try once on a new one.
+            self._retried = True
+            self._connect()
+            return
+        if self._responded:
+            self.log.info(
+                "the function at {host} broke off its response: {reason}",
+                host=self.host,
+                reason=reason.getErrorMessage(),
+            )
+            self._complete = True
+            self._channel.abort()
+            return
+        self.log.info(
+            "the function at {host} did not answer: {reason}",
+            host=self.host,
+            reason=reason.getErrorMessage(),
+        )
+        self._plain(502, "the function did not answer")
+        self._finish()
+
+    # Flow control.
+
+    def pause_response(self):
+        if self._upstream is not None and not self._upstream_paused:
+            self._upstream_paused = True
+            self._upstream.transport.pauseProducing()
+
+    def resume_response(self):
+        if self._upstream is not None and self._upstream_paused:
+            self._upstream_paused = False
+            self._upstream.transport.resumeProducing()
+
+    def _detach(self):
+        upstream, self._upstream = self._upstream, None
+        if upstream is None:
+            return
+        upstream.transport.unregisterProducer()
+        self._channel.gate.resume("upstream")
+        if self._upstream_paused:
+            self._upstream_paused = False
+            upstream.transport.resumeProducing()
+
+    def _abandon_upstream(self):
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            waiting.cancel()
+        upstream = self._upstream
+        if upstream is not None:
+            self._detach()
+            upstream.abandon()
+
+    # Ending.
+
+    def _unread_body(self):
+        """
+        Whether some of the request body is still to come: a response sent now must
+        close the connection, or what is left would be read as the next request.
+        """
+        return not self.request_done and (self.body is CHUNKED or bool(self.body))
+
+    def _plain(self, status, message):
+        if self._unread_body() or not self.keep_alive:
+            self.close_after = True
+        self._responded = True
+        self._channel.write(
+            plain_response(status, message, self.close_after, head_only=self.method == b"HEAD")
+        )
+
+    def _finish(self):
+        self._complete = True
+        self._drop_pending()
+        self._channel.exchange_done(self)
+
+    def _drop_pending(self):
+        if self._pending_size:
+            self._channel.buffered(-self._pending_size)
+        self._pending = []
+        self._pending_size = 0
+
+    def client_gone(self):
+        if self._gone:
+            return
+        self._gone = True
+        self._drop_pending()
+        if not self._complete:
+            self._abandon_upstream()

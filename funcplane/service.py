@@ -10,20 +10,20 @@ from twisted.application.service import MultiService
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
-from twisted.web.server import Site
 
 from funcplane.api import AdminAPI
 from funcplane.auth import TokenChecker, TokenSource
-from funcplane.dispatch import HostDispatch
 from funcplane.parse import Limits
 from funcplane.platform import Platform
-from funcplane.proxy import FunctionProxy, version_agent, version_pool
+from funcplane.proxy import ProxyFactory
 from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.process import WorkerdLauncher
 from funcplane.runtime.supervisor import Supervisor
+from funcplane.site import admin_site
 from funcplane.store import SQLiteStore
+from funcplane.upstream import UpstreamPool
 
 DATABASE = "funcplane.sqlite3"
 RUN_DIR = "run"
@@ -111,15 +111,14 @@ class FuncplaneService(MultiService):
         self.supervisor.setServiceParent(self)
         self.platform = Platform(self._reactor, self.store, self.supervisor, self.routes)
         all_routes = await self.platform.load_routes()
-        self._pool = version_pool(self._reactor)
-        agent = version_agent(self._reactor, launcher.socket_path, self._pool)
+        self._pool = UpstreamPool(self._reactor)
         admin = AdminAPI(
             self.platform, checker, settings.limits, settings.domain, settings.public_port
         )
-        proxy = FunctionProxy(self.routes, self.supervisor, agent)
-        site = Site(HostDispatch(self.routes, proxy, admin.resource()))
-        site.displayTracebacks = False
-        self.port = await serverFromString(self._reactor, settings.listen).listen(site)
+        listener = ProxyFactory(
+            self.routes, self.supervisor, self._pool, admin_site(self.routes, admin.resource())
+        )
+        self.port = await serverFromString(self._reactor, settings.listen).listen(listener)
         self.log.info(
             "funcplane serves {count} functions on {listen}; function hosts are *.{domain}",
             count=len(all_routes),
@@ -133,7 +132,7 @@ class FuncplaneService(MultiService):
         if self.port is not None:
             await self.port.stopListening()
         if self._pool is not None:
-            await self._pool.closeCachedConnections()
+            await self._pool.close()
         await super().stopService()
         self.store.close()
 

@@ -1,248 +1,572 @@
-import json
+"""
+The proxy, byte for byte: a client connection and the children's connections are
+StringTransports the tests write to and read from.
+"""
 
-from treq.testing import RequestTraversalAgent, StubTreq
-from twisted.internet.defer import fail, succeed
-from twisted.internet.task import Cooperator
-from twisted.web.test.requesthelper import DummyRequest
+from twisted.internet.address import IPv4Address
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
-from twisted.web.resource import Resource
 
-from funcplane.errors import StartFailed
+from funcplane.errors import NoSuchVersion, StartFailed
 from funcplane.model import FunctionRoutes
-from funcplane.proxy import FunctionProxy, forwardable
+from funcplane.proxy import ProxyFactory, ProxyLimits, forwardable
 from funcplane.routing import RouteTable
-from twisted.web.http_headers import Headers
+from funcplane.upstream import UpstreamPool
 
-
-class Echo(Resource):
-    """
-    Stands in for a function: echoes what it received as JSON, and answers with the
-    headers the test asks for.
-    """
-
-    isLeaf = True
-
-    def __init__(self):
-        super().__init__()
-        self.reply_headers = {}
-        self.status = 200
-        self.seen = []
-
-    def render(self, request):
-        request.defaultContentType = None
-        request.responseHeaders.removeHeader(b"server")
-        request.responseHeaders.removeHeader(b"date")
-        body = request.content.read()
-        seen = {
-            "method": request.method.decode(),
-            "uri": request.uri.decode(),
-            "headers": {k.decode().lower(): [v.decode() for v in vs] for k, vs in request.requestHeaders.getAllRawHeaders()},
-            "body": body.decode(),
-        }
-        self.seen.append(seen)
-        request.setResponseCode(self.status)
-        for name, values in self.reply_headers.items():
-            request.responseHeaders.setRawHeaders(name, values)
-        return json.dumps(seen).encode()
-
-
-class _Done:
-    def cancel(self):
-        pass
-
-
-def run_now(work):
-    """
-    A cooperator scheduler that runs work at once, so bodies are written synchronously.
-    """
-    work()
-    return _Done()
+CLIENT = IPv4Address("TCP", "203.0.113.9", 50000)
 
 
 class FakeSupervisor:
+    """
+    Hands out socket paths by version id, at once or when the test fires C{held}.
+    """
+
     def __init__(self):
         self.asked = []
+        self.held = None
         self.result = None
 
     def socket_for(self, version_id):
         self.asked.append(version_id)
-        return self.result or succeed(f"/run/{version_id}.sock")
+        if self.result is not None:
+            return self.result
+        if self.held is not None:
+            return self.held.addCallback(lambda _: f"/run/{version_id}.sock")
+        return succeed(f"/run/{version_id}.sock")
 
 
-class ProxyTests(SynchronousTestCase):
+class Children:
+    """
+    The children's end of every connection the pool makes.
+    """
+
+    def __init__(self):
+        self.connections = []
+
+    def connect(self, socket_path, protocol):
+        protocol.makeConnection(StringTransport())
+        self.connections.append((socket_path, protocol))
+        return succeed(protocol)
+
+    def sent(self, index=-1):
+        return self.connections[index][1].transport.value()
+
+    def answer(self, data, index=-1):
+        self.connections[index][1].dataReceived(data)
+
+
+class Recorder(Protocol):
+    """
+    Stands in for the admin API's HTTP channel.
+    """
+
+    def __init__(self):
+        self.received = b""
+        self.lost = None
+
+    def dataReceived(self, data):
+        self.received += data
+
+    def connectionLost(self, reason):
+        self.lost = reason
+
+
+class ProxyCase(SynchronousTestCase):
+    limits = ProxyLimits()
+
     def setUp(self):
-        self.function = Echo()
         self.routes = RouteTable("func.local")
-        self.routes.replace(FunctionRoutes("hello", "id2", {"v1": "id1", "v2": "id2"}, {"test": "id1"}))
+        self.routes.replace(
+            FunctionRoutes("hello", "id2", {"v1": "id1", "v2": "id2"}, {"test": "id1"})
+        )
         self.supervisor = FakeSupervisor()
-        self.proxy = FunctionProxy(self.routes, self.supervisor, RequestTraversalAgent(self.function),
-                                   Cooperator(scheduler=run_now, started=True))
-        self.client = StubTreq(self.proxy)
+        self.clock = Clock()
+        self.children = Children()
+        self.pool = UpstreamPool(self.clock, connect=self.children.connect)
+        self.admin = Factory.forProtocol(Recorder)
+        self.factory = ProxyFactory(self.routes, self.supervisor, self.pool, self.admin, self.limits)
+        self.channel = self.connect()
 
-    def get(self, host, path="/", method="GET", headers=None, data=None):
-        headers = dict(headers or {})
-        if host is not None:
-            headers[b"Host"] = [host]
-        d = self.client.request(method, "http://proxy" + path, headers=headers, data=data, allow_redirects=False)
-        self.client.flush()
-        response = self.successResultOf(d)
-        return response, self.successResultOf(self.client.content(response))
+    def connect(self):
+        channel = self.factory.buildProtocol(CLIENT)
+        channel.makeConnection(StringTransport(peerAddress=CLIENT))
+        return channel
 
-    def test_relays_request(self):
+    def send(self, data, channel=None):
+        (channel or self.channel).dataReceived(data)
+
+    def received(self, channel=None):
+        transport = (channel or self.channel).transport
+        data = transport.value()
+        transport.clear()
+        return data
+
+
+def get(host=b"hello.func.local", path=b"/", extra=b""):
+    return b"GET " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + extra + b"\r\n"
+
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+class RelayTests(ProxyCase):
+    def test_request_relayed(self):
         """
-        Method, path, query, headers and body reach the version the Host names.
+        The method, target, Host and end-to-end headers reach the child; funcplane sets the
+        X-Forwarded headers itself, whatever the client claimed.
         """
-        response, body = self.get(b"V1.hello.func.local:8081", "/a/b?x=1&y=%20", "POST", {b"X-Custom": [b"1", b"2"]}, b"payload")
-        seen = json.loads(body)
+        self.send(
+            b"GET /path?q=1 HTTP/1.1\r\nHost: v1.hello.func.local\r\nX-Custom: a\r\n"
+            b"X-Forwarded-For: 10.9.9.9\r\nX-Custom: b\r\n\r\n"
+        )
         self.assertEqual(self.supervisor.asked, ["id1"])
-        self.assertEqual((seen["method"], seen["uri"], seen["body"]), ("POST", "/a/b?x=1&y=%20", "payload"))
-        self.assertEqual(seen["headers"]["x-custom"], ["1", "2"])
-        self.assertEqual(seen["headers"]["host"], ["V1.hello.func.local:8081"])
-        self.assertEqual(seen["headers"]["content-length"], ["7"])
-        self.assertEqual(response.code, 200)
-
-    def test_routes_latest_and_alias(self):
-        """
-        The function host reaches latest, the alias host its version.
-        """
-        self.get(b"hello.func.local")
-        self.get(b"test.hello.func.local")
-        self.assertEqual(self.supervisor.asked, ["id2", "id1"])
-
-    def test_hop_by_hop_dropped_and_forwarded_set(self):
-        """
-        Hop-by-hop headers and those Connection names are not forwarded; X-Forwarded-*
-        are set by the proxy, not taken from the client.
-        """
-        _, body = self.get(b"hello.func.local", headers={
-            b"Connection": [b"keep-alive, X-Secret"], b"X-Secret": [b"s"], b"Keep-Alive": [b"5"],
-            b"TE": [b"trailers"], b"Upgrade": [b"h2c"], b"Proxy-Authorization": [b"Basic x"],
-            b"X-Forwarded-For": [b"6.6.6.6"], b"X-Forwarded-Host": [b"evil"]})
-        headers = json.loads(body)["headers"]
-        for name in ["x-secret", "keep-alive", "te", "upgrade", "proxy-authorization"]:
-            self.assertNotIn(name, headers)
-        self.assertNotIn("6.6.6.6", headers["x-forwarded-for"][0])
-        self.assertEqual(headers["x-forwarded-host"], ["hello.func.local"])
-        self.assertEqual(headers["x-forwarded-proto"], ["http"])
+        self.assertEqual(self.children.connections[0][0], "/run/id1.sock")
+        self.assertEqual(
+            self.children.sent(),
+            b"GET /path?q=1 HTTP/1.1\r\nHost: v1.hello.func.local\r\nX-Custom: a\r\n"
+            b"X-Custom: b\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: http\r\n"
+            b"X-Forwarded-Host: v1.hello.func.local\r\n\r\n",
+        )
 
     def test_response_relayed_without_additions(self):
         """
-        The function's status and headers come back; hop-by-hop ones do not; no
-        Content-Type, Server or Date is added.
+        Status, reason, headers and body come back as the function sent them: no Date,
+        Server or Content-Type is added.
         """
-        self.function.status = 302
-        self.function.reply_headers = {b"Location": [b"/elsewhere"], b"X-Fn": [b"a"], b"Trailer": [b"X-T"],
-                                       b"Proxy-Authenticate": [b"Basic"]}
-        response, body = self.get(b"hello.func.local")
-        self.assertEqual(response.code, 302)
-        self.assertEqual(response.headers.getRawHeaders(b"location"), [b"/elsewhere"])
-        self.assertEqual(response.headers.getRawHeaders(b"x-fn"), [b"a"])
-        self.assertEqual(response.length, len(body))
-        for name in [b"trailer", b"proxy-authenticate", b"content-type", b"server", b"date"]:
-            self.assertFalse(response.headers.hasHeader(name), name)
+        self.send(get())
+        self.children.answer(
+            b"HTTP/1.1 201 Made It\r\nX-Reply: yes\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+            b"Content-Length: 5\r\n\r\nhello"
+        )
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 201 Made It\r\nX-Reply: yes\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+            b"Content-Length: 5\r\n\r\nhello",
+        )
 
-    def test_not_found(self):
+    def test_routes(self):
         """
-        Unknown functions and versions get 404 naming what is missing, and nothing starts.
+        The bare function host goes to latest, an alias to its version, in any case and
+        with a port and a trailing dot.
         """
-        response, body = self.get(b"v9.hello.func.local")
-        self.assertEqual((response.code, body), (404, b"function hello has no version or alias v9\n"))
-        response, body = self.get(b"nope.func.local")
-        self.assertEqual((response.code, body), (404, b"function nope not found\n"))
-        self.assertEqual(self.supervisor.asked, [])
+        for host in [b"hello.func.local", b"TEST.Hello.func.local.:8081", b"v2.hello.func.local"]:
+            self.send(get(host))
+            self.children.answer(OK)
+        self.assertEqual(self.supervisor.asked, ["id2", "id1", "id2"])
+        self.assertEqual([path for path, _ in self.children.connections], ["/run/id2.sock", "/run/id1.sock"])
 
-    def test_host_count(self):
+    def test_hop_by_hop_dropped(self):
         """
-        A request with two Host headers is refused.
+        Hop-by-hop headers and the headers Connection names go no further, either way.
         """
-        request = DummyRequest([b""])
-        request.requestHeaders.setRawHeaders(b"host", [b"hello.func.local", b"v1.hello.func.local"])
-        body = self.proxy.render(request)
-        self.assertEqual((request.responseCode, body), (400, b"a request needs exactly one Host header\n"))
-        self.assertEqual(self.supervisor.asked, [])
+        self.send(
+            get(
+                extra=b"Connection: keep-alive, X-Secret\r\nX-Secret: s\r\nKeep-Alive: 5\r\n"
+                b"TE: trailers\r\nProxy-Authorization: Basic x\r\nX-Kept: k\r\n"
+            )
+        )
+        sent = self.children.sent()
+        for name in [b"Connection", b"X-Secret", b"Keep-Alive", b"TE:", b"Proxy-Authorization"]:
+            self.assertNotIn(name, sent)
+        self.assertIn(b"X-Kept: k\r\n", sent)
+        self.children.answer(
+            b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: i\r\nKeep-Alive: timeout=5\r\n"
+            b"X-Public: p\r\nContent-Length: 0\r\n\r\n"
+        )
+        self.assertEqual(
+            self.received(), b"HTTP/1.1 200 OK\r\nX-Public: p\r\nContent-Length: 0\r\n\r\n"
+        )
 
-    def test_start_failure(self):
+    def test_forwardable(self):
+        headers = [(b"Connection", b"close, X-A"), (b"x-a", b"1"), (b"X-B", b"2"), (b"Upgrade", b"h2")]
+        self.assertEqual(forwardable(headers), [(b"X-B", b"2")])
+        self.assertEqual(forwardable(headers, frozenset([b"x-b"])), [])
+
+
+class RequestBodyTests(ProxyCase):
+    limits = ProxyLimits(buffered=10)
+
+    def test_length_body_streams(self):
         """
-        A version that cannot start answers 503 with the reason.
+        A body with a Content-Length goes upstream with the same length, each piece as
+        it arrives.
         """
-        self.supervisor.result = fail(StartFailed("Uncaught Error: boom"))
-        response, body = self.get(b"hello.func.local")
-        self.assertEqual((response.code, body), (503, b"the function could not start: Uncaught Error: boom\n"))
-        self.assertEqual(self.function.seen, [])
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 6\r\n\r\nabc")
+        self.assertTrue(self.children.sent().endswith(b"Content-Length: 6\r\n\r\nabc"))
+        self.send(b"def")
+        self.assertTrue(self.children.sent().endswith(b"\r\n\r\nabcdef"))
 
-
-class FixedResponse:
-    """
-    A response as the agent hands it over, with the length it reports.
-    """
-
-    phrase = b"Reason"
-
-    def __init__(self, code, headers, length):
-        self.code, self.headers, self.length = code, Headers(headers), length
-
-    def deliverBody(self, protocol):
-        self.protocol = protocol
-
-
-class FixedAgent:
-    def __init__(self, response):
-        self.response = response
-
-    def request(self, method, uri, headers=None, bodyProducer=None):
-        return succeed(self.response)
-
-
-class PlainRequest(DummyRequest):
-    def isSecure(self):
-        return False
-
-
-class ResponseLengthTests(SynchronousTestCase):
-    """
-    Content-Length towards the client follows whether a body follows.
-    """
-
-    def respond(self, response, method=b"GET"):
-        routes = RouteTable("func.local")
-        routes.replace(FunctionRoutes("hello", "id1", {"v1": "id1"}, {}))
-        request = PlainRequest([b""])
-        request.method = method
-        request.requestHeaders.setRawHeaders(b"host", [b"hello.func.local"])
-        FunctionProxy(routes, FakeSupervisor(), FixedAgent(response)).render(request)
-        return request
-
-    def test_body_length(self):
+    def test_chunked_body_streams(self):
         """
-        A response with a body of known length carries that length.
+        A chunked body is re-chunked upstream piece by piece; its trailers are dropped.
         """
-        request = self.respond(FixedResponse(200, {}, 42))
-        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-length"), [b"42"])
+        self.send(
+            b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n"
+        )
+        head, _, body = self.children.sent().partition(b"\r\n\r\n")
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        self.assertEqual(body, b"3\r\nabc\r\n")
+        self.send(b"2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n")
+        self.assertEqual(
+            self.children.sent().partition(b"\r\n\r\n")[2], b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+
+    def test_buffered_while_child_starts(self):
+        """
+        A body that arrives while the child starts is held, up to a limit past which
+        reading from the client pauses; it is sent on when the child is ready.
+        """
+        self.supervisor.held = Deferred()
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 20\r\n\r\n0123456789")
+        self.assertEqual(self.channel.transport.producerState, "producing")
+        self.send(b"abcde")
+        self.assertEqual(self.channel.transport.producerState, "paused")
+        self.assertEqual(self.children.connections, [])
+        self.supervisor.held.callback(None)
+        self.assertTrue(self.children.sent().endswith(b"\r\n\r\n0123456789abcde"))
+        self.assertEqual(self.channel.transport.producerState, "producing")
+
+    def test_upstream_backpressure(self):
+        """
+        While the child's connection cannot take more, reading from the client pauses.
+        """
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 100\r\n\r\nab")
+        upstream = self.children.connections[0][1].transport
+        upstream.producer.pauseProducing()
+        self.assertEqual(self.channel.transport.producerState, "paused")
+        upstream.producer.resumeProducing()
+        self.assertEqual(self.channel.transport.producerState, "producing")
+
+    def test_expect_continue(self):
+        """
+        Expect: 100-continue is answered by funcplane once the child is ready, not
+        forwarded.
+        """
+        self.supervisor.held = Deferred()
+        self.send(
+            b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 2\r\n\r\n"
+        )
+        self.assertEqual(self.received(), b"")
+        self.supervisor.held.callback(None)
+        self.assertEqual(self.received(), b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.assertNotIn(b"Expect", self.children.sent())
+
+    def test_early_response_closes(self):
+        """
+        A response that is complete before the request body is ends the connection, and
+        the child's connection is not reused.
+        """
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 100\r\n\r\nab")
+        self.children.answer(OK)
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+        )
+        self.assertTrue(self.channel.transport.disconnecting)
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        self.assertEqual(self.pool.idle_count(), 0)
+
+
+class ResponseTests(ProxyCase):
+    def test_chunked_response_streams(self):
+        """
+        A response of unknown length reaches an HTTP/1.1 client chunked, piece by piece.
+        """
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        self.assertEqual(
+            self.received(), b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n"
+        )
+        self.children.answer(b"6\r\nsecond\r\n0\r\n\r\n")
+        self.assertEqual(self.received(), b"6\r\nsecond\r\n0\r\n\r\n")
+        self.assertFalse(self.channel.transport.disconnecting)
+
+    def test_http10_client_gets_close_delimited(self):
+        self.send(b"GET / HTTP/1.0\r\nHost: hello.func.local\r\n\r\n")
+        self.children.answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+        self.assertEqual(self.received(), b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhi")
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_close_delimited_upstream(self):
+        """
+        A body the child ends by closing is complete when the connection closes.
+        """
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nall of it")
+        self.children.connections[0][1].connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nall of it\r\n0\r\n\r\n",
+        )
+        self.assertEqual(self.pool.idle_count(), 0)
+
+    def test_client_backpressure(self):
+        """
+        While the client cannot take more, the child's connection is not read.
+        """
+        self.send(get())
+        upstream = self.children.connections[0][1].transport
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nab")
+        self.channel.pauseProducing()
+        self.assertEqual(upstream.producerState, "paused")
+        self.channel.resumeProducing()
+        self.assertEqual(upstream.producerState, "producing")
 
     def test_head(self):
         """
-        A HEAD response keeps the Content-Length the function sent, although no body
-        follows.
+        A HEAD's Content-Length describes the GET's body: it passes unchanged, no body
+        follows, and the connection is reused.
         """
-        request = self.respond(FixedResponse(200, {b"Content-Length": [b"1234"]}, 0), b"HEAD")
-        self.assertEqual(request.responseHeaders.getRawHeaders(b"content-length"), [b"1234"])
+        self.send(b"HEAD / HTTP/1.1\r\nHost: hello.func.local\r\n\r\n")
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        self.assertEqual(self.received(), b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        self.assertEqual(self.pool.idle_count(), 1)
 
     def test_no_body_codes(self):
         """
-        A 204 or a 304 gains no Content-Length.
+        204 and 304 gain no framing header.
         """
-        for code in (204, 304):
-            request = self.respond(FixedResponse(code, {b"ETag": [b'"x"']}, 0))
-            self.assertEqual(request.responseCode, code)
-            self.assertFalse(request.responseHeaders.hasHeader(b"content-length"), code)
-            self.assertEqual(request.responseHeaders.getRawHeaders(b"etag"), [b'"x"'])
+        for status in [b"204 No Content", b"304 Not Modified"]:
+            self.send(get())
+            self.children.answer(b"HTTP/1.1 " + status + b"\r\nETag: x\r\n\r\n")
+            self.assertEqual(self.received(), b"HTTP/1.1 " + status + b"\r\nETag: x\r\n\r\n")
+
+    def test_interim_response_skipped(self):
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK)
+        self.assertEqual(self.received(), b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+    def test_redirect_passes(self):
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n",
+        )
 
 
-class ForwardableTests(SynchronousTestCase):
-    def test_connection_tokens(self):
+class KeepAliveTests(ProxyCase):
+    def test_connection_reused_and_expires(self):
         """
-        Headers named by Connection, in any case and spacing, are dropped with the standard
-        hop-by-hop set.
+        The child's connection goes back to the pool, carries the next request, and is
+        closed after ten idle seconds.
         """
-        headers = Headers({b"Connection": [b"close,  X-A"], b"x-a": [b"1"], b"X-B": [b"2"], b"Transfer-Encoding": [b"chunked"]})
-        self.assertEqual([name.lower() for name, _ in forwardable(headers)], [b"x-b"])
+        self.send(get())
+        self.children.answer(OK)
+        self.assertEqual(self.pool.idle_count("/run/id2.sock"), 1)
+        self.send(get(path=b"/again"))
+        self.assertEqual(len(self.children.connections), 1)
+        self.assertTrue(self.children.sent().endswith(b"\r\n\r\n") and b"GET /again" in self.children.sent())
+        self.children.answer(OK)
+        upstream = self.children.connections[0][1].transport
+        self.clock.advance(9)
+        self.assertFalse(upstream.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(upstream.disconnecting)
+
+    def test_child_closing_is_not_reused(self):
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual(self.received(), b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        self.assertEqual(self.pool.idle_count(), 0)
+
+    def test_stale_connection_retried(self):
+        """
+        A pooled connection the child closed just as it was reused: the request is sent
+        again on a new connection.
+        """
+        self.send(get())
+        self.children.answer(OK)
+        self.received()
+        self.send(get(path=b"/second"))
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(len(self.children.connections), 2)
+        self.assertIn(b"GET /second", self.children.sent())
+        self.children.answer(OK)
+        self.assertEqual(self.received(), OK)
+
+    def test_client_close(self):
+        self.send(get(extra=b"Connection: close\r\n"))
+        self.children.answer(OK)
+        self.assertEqual(
+            self.received(), b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+        )
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_pipelined_in_order(self):
+        """
+        Two pipelined requests for two versions are relayed one after the other and
+        answered in order, each by its own version.
+        """
+        self.send(get(b"v1.hello.func.local", b"/one") + get(b"v2.hello.func.local", b"/two"))
+        self.assertEqual(self.supervisor.asked, ["id1"])
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none")
+        self.assertEqual(self.supervisor.asked, ["id1", "id2"])
+        self.assertIn(b"GET /two", self.children.sent())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo")
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none"
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\ntwo",
+        )
+
+
+class FailureTests(ProxyCase):
+    def assertAnswer(self, status, message, closed=False):
+        body = message.encode() + b"\n"
+        head = b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        head += b"Content-Length: %d\r\n" % len(body)
+        if closed:
+            head += b"Connection: close\r\n"
+        self.assertEqual(self.received(), head + b"\r\n" + body)
+        self.assertEqual(self.channel.transport.disconnecting, closed)
+
+    def test_unknown_function(self):
+        self.send(get(b"nope.func.local"))
+        self.assertAnswer(b"404 Not Found", "function nope not found")
+        self.assertEqual(self.supervisor.asked, [])
+
+    def test_unknown_version(self):
+        self.send(get(b"v9.hello.func.local"))
+        self.assertAnswer(b"404 Not Found", "function hello has no version or alias v9")
+
+    def test_version_gone(self):
+        self.supervisor.result = fail(NoSuchVersion("version v1 of hello no longer exists"))
+        self.send(get(b"v1.hello.func.local"))
+        self.assertAnswer(b"404 Not Found", "version v1 of hello no longer exists")
+
+    def test_start_failure(self):
+        self.supervisor.result = fail(StartFailed("Uncaught Error: boom"))
+        self.send(get())
+        self.assertAnswer(b"503 Service Unavailable", "the function could not start: Uncaught Error: boom")
+
+    def test_no_answer(self):
+        self.send(get())
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.assertAnswer(b"502 Bad Gateway", "the function did not answer")
+
+    def test_broken_off_response(self):
+        """
+        A response that breaks off after it began closes the client's connection at once.
+        """
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.assertTrue(self.channel.transport.disconnected)
+
+    def test_host_count(self):
+        for request in [b"GET / HTTP/1.1\r\n\r\n", get(extra=b"Host: v1.hello.func.local\r\n")]:
+            self.channel = self.connect()
+            self.send(request)
+            self.assertAnswer(b"400 Bad Request", "a request needs exactly one Host header", closed=True)
+        self.assertEqual(self.supervisor.asked, [])
+
+    def test_admin_host_on_function_connection(self):
+        self.send(get())
+        self.children.answer(OK)
+        self.received()
+        self.send(get(b"admin.example"))
+        self.assertAnswer(
+            b"421 Misdirected Request",
+            "admin.example is not a function host; reach the admin API on a connection of its own",
+        )
+
+    def test_malformed(self):
+        """
+        Ambiguous framing is refused before anything reaches a child.
+        """
+        cases = [
+            b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n",
+            b"Content-Length: 3\r\nContent-Length: 3\r\n",
+            b"Content-Length: +3\r\n",
+            b"X-Folded: a\r\n b\r\n",
+        ]
+        for extra in cases:
+            self.channel = self.connect()
+            self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\n" + extra + b"\r\nabc")
+            answer = self.received()
+            self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer)
+            self.assertIn(b"Connection: close", answer)
+            self.assertTrue(self.channel.transport.disconnecting)
+        self.assertEqual(self.children.connections, [])
+
+    def test_bad_chunk_mid_body(self):
+        """
+        A malformed chunk after the body began: the child's request is abandoned and the
+        client gets 400.
+        """
+        self.send(
+            b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n"
+        )
+        self.send(b"zz\r\n")
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        answer = self.received()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer)
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_target_forms(self):
+        self.send(b"GET http://hello.func.local/ HTTP/1.1\r\nHost: hello.func.local\r\n\r\n")
+        self.assertAnswer(
+            b"400 Bad Request", "the request target must be a path, such as /index.html"
+        )
+
+    def test_unknown_transfer_coding(self):
+        self.send(
+            b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+            b"0\r\n\r\n"
+        )
+        self.assertAnswer(
+            b"501 Not Implemented", "only the chunked transfer coding is supported", closed=True
+        )
+
+    def test_head_too_large(self):
+        self.channel = self.connect()
+        self.send(b"GET / HTTP/1.1\r\nHost: hello.func.local\r\n")
+        self.send(b"X-Big: " + b"a" * (64 * 1024) + b"\r\n")
+        self.assertAnswer(
+            b"431 Request Header Fields Too Large", "the request line and headers are too large", closed=True
+        )
+
+    def test_client_gone_while_starting(self):
+        self.supervisor.held = Deferred()
+        self.send(get())
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.supervisor.held.callback(None)
+        self.assertEqual(self.children.connections, [])
+
+    def test_client_gone_while_streaming(self):
+        """
+        The child's connection is closed when the client goes away mid-response.
+        """
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        self.assertEqual(self.pool.idle_count(), 0)
+
+
+class HandOffTests(ProxyCase):
+    def test_admin_connection_handed_off(self):
+        """
+        A connection whose first request is not for a function host goes to the admin
+        API with every byte read so far, and whatever follows.
+        """
+        first = get(b"localhost:8081", b"/api/functions")
+        self.send(first[:20])
+        self.send(first[20:] + b"GET /more")
+        self.send(b" HTTP/1.1\r\n")
+        admin = self.channel._admin
+        self.assertIsInstance(admin, Recorder)
+        self.assertEqual(admin.received, first + b"GET /more HTTP/1.1\r\n")
+        self.assertIs(admin.transport, self.channel.transport)
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertIsNotNone(admin.lost)
+        self.assertEqual(self.supervisor.asked, [])

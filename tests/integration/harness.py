@@ -9,6 +9,9 @@ import tempfile
 
 import treq
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from funcplane.runtime.locate import find_workerd
@@ -102,3 +105,45 @@ class Funcplane:
         """
         code, content = await self.request("GET", path, host=host)
         return code, content.decode("utf-8")
+
+
+class RawClient(Protocol):
+    """
+    A client that writes bytes as the test says and lets it wait for what comes back.
+    """
+
+    def __init__(self):
+        self.received = b""
+        self._waiting = []
+        self.lost = Deferred()
+
+    def dataReceived(self, data):
+        self.received += data
+        for marker, d in list(self._waiting):
+            if marker in self.received:
+                self._waiting.remove((marker, d))
+                d.callback(self.received)
+
+    def connectionLost(self, reason):
+        self.lost.callback(self.received)
+
+    def wait_for(self, marker):
+        """
+        A Deferred that fires with everything received once C{marker} has been.
+        """
+        d = Deferred()
+        if marker in self.received:
+            d.callback(self.received)
+        else:
+            self._waiting.append((marker, d))
+        return d.addTimeout(10, reactor)
+
+
+async def raw_connection(test_case, port):
+    """
+    A L{RawClient} connected to 127.0.0.1:C{port}, closed when the test ends.
+    """
+    endpoint = TCP4ClientEndpoint(reactor, "127.0.0.1", port)
+    client = await connectProtocol(endpoint, RawClient())
+    test_case.addCleanup(client.transport.loseConnection)
+    return client

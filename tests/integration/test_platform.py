@@ -11,7 +11,7 @@ from twisted.trial.unittest import TestCase
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from tests.integration.harness import Funcplane, processes_in
+from tests.integration.harness import Funcplane, processes_in, raw_connection
 from tests.test_config import HOSTILE
 
 V1 = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
@@ -23,6 +23,23 @@ ECHO_REQUEST = """export default { async fetch(request) {
   return Response.json({method: request.method, path: url.pathname + url.search,
                         header: request.headers.get("x-test"), body: await request.text()},
                        {status: 201, headers: {"x-from": "function"}});
+} }"""
+
+# Answers each piece of the request body as it arrives, in a response that streams.
+DUPLEX = """export default { async fetch(request) {
+  const { readable, writable } = new TransformStream();
+  const writer = writable.getWriter();
+  const encoder = new TextEncoder();
+  (async () => {
+    const reader = request.body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      await writer.write(encoder.encode("got " + new TextDecoder().decode(value) + ";"));
+    }
+    await writer.close();
+  })();
+  return new Response(readable);
 } }"""
 
 
@@ -95,6 +112,28 @@ class PlatformTests(TestCase):
         head = await fp.client.request("HEAD", f"http://127.0.0.1:{fp.port}/", headers={"Host": "fixed.func.local"})
         self.assertEqual((head.code, head.headers.getRawHeaders("content-length")), (200, ["2"]))
         self.assertEqual(await head.content(), b"")
+
+    async def test_bodies_stream_both_ways(self):
+        """
+        The function reads the first piece of a chunked request body and answers it before
+        the client has sent the second: neither body is buffered whole on the way.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("duplex", DUPLEX)
+        client = await raw_connection(self, fp.port)
+        client.transport.write(
+            b"POST / HTTP/1.1\r\nHost: duplex.func.local\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nfirst\r\n"
+        )
+        await client.wait_for(b"got first;")
+        client.transport.write(b"6\r\nsecond\r\n")
+        await client.wait_for(b"got second;")
+        client.transport.write(b"0\r\n\r\n")
+        received = await client.wait_for(b"\r\n0\r\n\r\n")
+        head, _, body = received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
+        self.assertIn(b"Transfer-Encoding: chunked", head)
+        self.assertEqual(body, b"a\r\ngot first;\r\nb\r\ngot second;\r\n0\r\n\r\n")
 
     async def test_env_vars_both_formats(self):
         """

@@ -1,0 +1,331 @@
+"""
+HTTP/1.1 connections from the proxy to the children: one request at a time on each, kept
+alive and pooled per child socket.
+
+A connection does not interpret what it relays. It writes the request head and body bytes
+it is given and reports the response to its handler (see L{IUpstreamHandler}) as it is
+parsed: the head, each piece of the body, the end, or a failure.
+"""
+
+from httptools import HttpParserError, HttpResponseParser
+from twisted.internet.defer import Deferred, gatherResults, succeed
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import Interface, implementer
+
+from funcplane.interfaces import IUpstreamPool
+
+# workerd closes idle keep-alive connections after 15 s; give ours up before that.
+IDLE_SECONDS = 10.0
+IDLE_PER_SOCKET = 64
+
+# How a response body is delimited.
+NO_BODY = "none"
+LENGTH = "length"
+CHUNKED = "chunked"
+UNTIL_CLOSE = "close"
+
+
+class IUpstreamHandler(Interface):
+    """
+    Receives one response from an L{UpstreamConnection}.
+    """
+
+    def response_head(status, reason, headers, framing):
+        """
+        The final (non-1xx) status line and headers have arrived.
+
+        @param headers: a list of C{(name, value)} byte pairs, as the child sent them.
+        @param framing: how the body is delimited: L{NO_BODY}, L{LENGTH}, L{CHUNKED} or
+            L{UNTIL_CLOSE}.
+        """
+
+    def response_body(data):
+        """
+        A piece of the (de-chunked) response body.
+        """
+
+    def response_done(connection):
+        """
+        The response is complete. The handler must hand C{connection} back with
+        L{UpstreamConnection.finished}.
+        """
+
+    def upstream_failed(reason, retryable):
+        """
+        The connection broke before the response was complete.
+
+        @param retryable: C{True} when the connection came from the pool, nothing of the
+            response had arrived and the handler may send the request again on another one.
+        """
+
+
+class _Response:
+    """
+    Parses one response (httptools calls it back) and passes it on to the handler. Once
+    it is complete it ignores anything further, so a new response never sees the end of an
+    old one.
+    """
+
+    def __init__(self, connection, handler, head_request):
+        self._connection = connection
+        self._handler = handler
+        self._head_request = head_request
+        self._reason = b""
+        self._headers = []
+        self._parser = HttpResponseParser(self)
+        self.started = False
+        self.framing = None
+        self.done = False
+
+    def feed(self, data):
+        self.started = self.started or bool(data)
+        self._parser.feed_data(data)
+
+    def on_status(self, reason):
+        self._reason += reason
+
+    def on_header(self, name, value):
+        if self.framing is None:
+            self._headers.append((name, value))
+
+    def on_headers_complete(self):
+        status = self._parser.get_status_code()
+        if status < 200:
+            # An interim response (100 Continue, 103 Early Hints): wait for the final one.
+            self._reason = b""
+            self._headers = []
+            return
+        if self._head_request or status in (204, 304):
+            self.framing = NO_BODY
+        elif any(name.lower() == b"content-length" for name, _ in self._headers):
+            self.framing = LENGTH
+        elif any(name.lower() == b"transfer-encoding" for name, _ in self._headers):
+            self.framing = CHUNKED
+        else:
+            self.framing = UNTIL_CLOSE
+        self._handler.response_head(status, self._reason, self._headers, self.framing)
+        if self.framing is NO_BODY and self._head_request and not self.done:
+            # httptools cannot be told a response answers a HEAD; it is complete here.
+            self._complete()
+
+    def on_body(self, body):
+        if not self.done:
+            self._handler.response_body(body)
+
+    def on_message_complete(self):
+        if self.framing is not None and not self.done:
+            self._complete()
+
+    def keep_alive(self):
+        return self.framing in (NO_BODY, LENGTH, CHUNKED) and self._parser.should_keep_alive()
+
+    def _complete(self):
+        self.done = True
+        self._connection._response_complete(self)
+
+    def closed(self):
+        """
+        The connection ended: a body delimited by the close is complete, anything else
+        failed.
+        """
+        if self.done:
+            return True
+        if self.framing is UNTIL_CLOSE:
+            self._complete()
+            return True
+        return False
+
+
+@implementer(IUpstreamHandler)
+class _Discard:
+    """
+    The handler of an abandoned request: the rest of its response is dropped.
+    """
+
+    def response_head(self, status, reason, headers, framing):
+        pass
+
+    def response_body(self, data):
+        pass
+
+    def response_done(self, connection):
+        connection.finished(reusable=False)
+
+    def upstream_failed(self, reason, retryable):
+        pass
+
+
+class UpstreamConnection(Protocol):
+    """
+    One keep-alive HTTP/1.1 connection to a child.
+
+    @ivar key: the child's socket path; the pool files the connection under it.
+    @ivar reused: C{True} once the connection has carried a request before.
+    """
+
+    def __init__(self, pool, key):
+        self._pool = pool
+        self.key = key
+        self.reused = False
+        self._handler = None
+        self._response = None
+        self._idle_call = None
+        self._lost = []
+
+    def when_lost(self):
+        """
+        A Deferred that fires when the connection is lost.
+        """
+        d = Deferred()
+        self._lost.append(d)
+        return d
+
+    def send(self, handler, head, head_request=False):
+        """
+        Start a request: write its head and report its response to C{handler}.
+
+        @param head: the request line and headers, ending with the empty line.
+        @param head_request: C{True} for a HEAD request, whose response has no body.
+        """
+        self._handler = handler
+        self._response = _Response(self, handler, head_request)
+        self.transport.write(head)
+
+    def write(self, data):
+        """
+        Write request body bytes, already framed.
+        """
+        self.transport.write(data)
+
+    def abandon(self):
+        """
+        The client went away: close the connection; its response is not wanted.
+        """
+        self._handler = _Discard()
+        if self._response is not None:
+            self._response._handler = self._handler
+        self.transport.loseConnection()
+
+    def finished(self, reusable):
+        """
+        The handler is done with the connection: keep it for another request when
+        C{reusable} and the child allows it (or no request was sent on it), else close it.
+        """
+        response, self._response = self._response, None
+        self._handler = None
+        if reusable and (response is None or response.keep_alive()):
+            self.reused = True
+            self._pool.release(self)
+        else:
+            self.transport.loseConnection()
+
+    def _response_complete(self, response):
+        if response is self._response:
+            self._handler.response_done(self)
+
+    def dataReceived(self, data):
+        response = self._response
+        if response is None or response.done:
+            # Nothing was asked, or the child sent more than one response: it cannot be
+            # trusted with another request.
+            self.transport.loseConnection()
+            return
+        try:
+            response.feed(data)
+        except HttpParserError:
+            self.transport.abortConnection()
+
+    def connectionLost(self, reason):
+        self._pool.forget(self)
+        lost, self._lost = self._lost, []
+        for d in lost:
+            d.callback(None)
+        response, handler = self._response, self._handler
+        if response is None or handler is None:
+            return
+        if response.closed():
+            return
+        self._response = self._handler = None
+        handler.upstream_failed(reason, retryable=self.reused and not response.started)
+
+
+class _Quiet(Factory):
+    """
+    Connects one protocol without logging the factory's start and stop.
+    """
+
+    noisy = False
+
+
+@implementer(IUpstreamPool)
+class UpstreamPool:
+    """
+    Idle keep-alive connections to the children, by socket path.
+
+    @param connect: C{connect(socket_path, protocol)} connects C{protocol} and returns a
+        Deferred that fires with it (by default over a unix socket).
+    """
+
+    def __init__(self, reactor, connect=None, idle_seconds=IDLE_SECONDS, per_socket=IDLE_PER_SOCKET):
+        self._reactor = reactor
+        self._connect = connect or self._connect_unix
+        self._idle_seconds = idle_seconds
+        self._per_socket = per_socket
+        self._idle = {}
+
+    def _connect_unix(self, socket_path, protocol):
+        endpoint = UNIXClientEndpoint(self._reactor, socket_path)
+        return endpoint.connect(_Quiet.forProtocol(lambda: protocol))
+
+    def acquire(self, socket_path):
+        idle = self._idle.get(socket_path)
+        if idle:
+            connection = idle.pop()
+            if not idle:
+                del self._idle[socket_path]
+            connection._idle_call.cancel()
+            connection._idle_call = None
+            return succeed(connection)
+        return self._connect(socket_path, UpstreamConnection(self, socket_path))
+
+    def release(self, connection):
+        idle = self._idle.setdefault(connection.key, [])
+        if len(idle) >= self._per_socket:
+            connection.transport.loseConnection()
+            return
+        idle.append(connection)
+        connection._idle_call = self._reactor.callLater(self._idle_seconds, self._expire, connection)
+
+    def _expire(self, connection):
+        connection._idle_call = None
+        self.forget(connection)
+        connection.transport.loseConnection()
+
+    def forget(self, connection):
+        """
+        C{connection} was lost: it is no longer idle.
+        """
+        if connection._idle_call is not None:
+            connection._idle_call.cancel()
+            connection._idle_call = None
+        idle = self._idle.get(connection.key, [])
+        if connection in idle:
+            idle.remove(connection)
+            if not idle:
+                del self._idle[connection.key]
+
+    def idle_count(self, socket_path=None):
+        if socket_path is not None:
+            return len(self._idle.get(socket_path, []))
+        return sum(map(len, self._idle.values()))
+
+    def close(self):
+        """
+        Close every idle connection; the Deferred fires when they are gone.
+        """
+        idle = [c for connections in self._idle.values() for c in connections]
+        waiting = [connection.when_lost() for connection in idle]
+        for connection in idle:
+            connection.transport.loseConnection()
+        return gatherResults(waiting).addCallback(lambda _: None)
