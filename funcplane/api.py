@@ -9,6 +9,8 @@ import json
 from datetime import datetime, timezone
 
 from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
@@ -30,9 +32,14 @@ ERRORS = [
     (errors.RequestTooLarge, 413, "body_too_large"),
     (errors.StartFailed, 422, "script_error"),
     (errors.RuntimeUnavailable, 503, "runtime_unavailable"),
+    (errors.AtCapacity, 503, "at_capacity"),
     (errors.FuncplaneError, 500, "internal_error"),
 ]
-START_FAILURE_CODES = {"ScriptError": "script_error", "StartupTimeout": "startup_timeout"}
+START_FAILURE_CODES = {
+    "ScriptError": "script_error",
+    "StartupTimeout": "startup_timeout",
+    "CrashLoop": "crash_loop",
+}
 
 
 def _json(request, value, status=200):
@@ -72,17 +79,23 @@ class AdminAPI:
     @param limits: the L{funcplane.parse.Limits}.
     @param domain: the functions' domain.
     @param public_port: the port function URLs carry (omitted when 80).
+    @param logbook: the L{funcplane.logbook.LogBook} the logs routes read.
+    @param clock: an C{IReactorTime}, for the keep-alive comments of followed logs.
     """
 
     app = Klein()
     log = Logger()
 
-    def __init__(self, platform, checker, limits, domain, public_port=80):
+    def __init__(
+        self, platform, checker, limits, domain, public_port=80, logbook=None, clock=None
+    ):
         self._platform = platform
         self._checker = checker
         self._limits = limits
         self._domain = domain
         self._port_suffix = "" if public_port == 80 else f":{public_port}"
+        self._logbook = logbook
+        self._clock = clock
 
     def resource(self):
         return self.app.resource()
@@ -172,8 +185,12 @@ class AdminAPI:
                     "name": v.info.name,
                     "id": v.info.id,
                     "createdAt": _timestamp(v.info.created_at),
-                    "state": v.state,
-                    "pid": v.pid,
+                    "state": v.runtime.state,
+                    "pid": v.runtime.pid,
+                    "lastRequestAt": _timestamp(v.runtime.last_request)
+                    if v.runtime.last_request is not None
+                    else None,
+                    "restarts": v.runtime.restarts,
                     "url": self._url(self._host(info.name, v.info.name)),
                 }
                 for v in state.versions
@@ -253,3 +270,83 @@ class AdminAPI:
         return _json(
             request, {"status": "success", "funcName": name, "version": version, "deleted": True}
         )
+
+    @app.route("/api/functions/<name>/logs", methods=["GET"])
+    @admin
+    async def function_logs(self, request, name):
+        check_label("function", name)
+        return await self._logs(request, name, None)
+
+    @app.route("/api/functions/<name>/versions/<version>/logs", methods=["GET"])
+    @admin
+    async def version_logs(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        return await self._logs(request, name, version)
+
+    async def _logs(self, request, name, version):
+        limit = _limit(request)
+        function, version_ids = await self._platform.log_sources(name, version)
+        lines = self._logbook.lines(version_ids, limit)
+        follow = request.args.get(b"follow", [b""])[0].lower() in (b"1", b"true", b"yes")
+        accept = request.getHeader(b"accept") or b""
+        if follow or b"text/event-stream" in accept:
+            return await self._follow(request, version_ids, lines)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "lines": [_line_json(entry) for entry in lines],
+            },
+        )
+
+    async def _follow(self, request, version_ids, lines):
+        """
+        Server-sent events: the kept lines, then each new one as it is printed, until the
+        client goes away.  A comment every 15 s keeps idle connections open.
+        """
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        for entry in lines:
+            request.write(_event(entry))
+        gone = Deferred()
+        request.notifyFinish().addBoth(lambda _: gone.called or gone.callback(None))
+        unfollow = self._logbook.follow(version_ids, lambda entry: request.write(_event(entry)))
+        keep_alive = LoopingCall(request.write, b": keep-alive\n\n")
+        keep_alive.clock = self._clock
+        keep_alive.start(FOLLOW_KEEP_ALIVE, now=False)
+        try:
+            await gone
+        finally:
+            unfollow()
+            keep_alive.stop()
+        return b""
+
+
+FOLLOW_KEEP_ALIVE = 15.0
+MAX_LINES = 1000
+
+
+def _limit(request):
+    raw = request.args.get(b"limit", [b""])[0]
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LINES:
+        raise errors.InvalidRequest(f"limit must be a whole number from 1 to {MAX_LINES}")
+    return int(raw)
+
+
+def _line_json(entry):
+    return {
+        "seq": entry.seq,
+        "time": _timestamp(entry.time),
+        "version": entry.version,
+        "level": entry.level,
+        "message": entry.message,
+    }
+
+
+def _event(entry):
+    data = json.dumps(_line_json(entry))
+    return f"id: {entry.seq}\nevent: log\ndata: {data}\n\n".encode("utf-8")

@@ -83,6 +83,12 @@ class StartFailed(FuncplaneError):
         self.reason = reason
 
 
+class AtCapacity(FuncplaneError):
+    """
+    The running budget (C{--max-running}) is spent on versions that are all busy.
+    """
+
+
 class RuntimeUnavailable(FuncplaneError):
     """
     A version could not be started or reached to serve a request.

@@ -31,6 +31,16 @@ class IChild(Interface):
         SIGTERM, then SIGKILL after C{grace} seconds; return L{when_ended}.
         """
 
+    def signal(signum):
+        """
+        Send C{signum} to the process, unless it has exited.
+        """
+
+    def stderr_tail():
+        """
+        The last lines the child wrote to stderr.
+        """
+
 
 class IRuntimeLauncher(Interface):
     """

@@ -18,12 +18,12 @@ GENERATED_NAME_ATTEMPTS = 5
 @attrs.frozen
 class VersionState:
     """
-    A version with what the runtime knows of it right now.
+    A version with what the runtime knows of it right now (a
+    L{funcplane.runtime.supervisor.Runtime}).
     """
 
     info: object
-    state: str
-    pid: int | None
+    runtime: object
 
 
 @attrs.frozen
@@ -56,6 +56,7 @@ class Platform:
         routes,
         new_id=lambda: uuid.uuid4().hex,
         new_version_name=generate_version_name,
+        logbook=None,
     ):
         self._clock = clock
         self._store = store
@@ -63,6 +64,7 @@ class Platform:
         self._routes = routes
         self._new_id = new_id
         self._new_version_name = new_version_name
+        self._logbook = logbook
 
     async def load_routes(self):
         """
@@ -170,6 +172,8 @@ class Platform:
         Point C{alias} of C{function} at C{version}.
         """
         info, target = await self._existing_version(function, version)
+        # Started first, so that moving the alias drops nothing.
+        await self._supervisor.socket_for(target.id)
         self._routes.replace(await self._store.set_alias(function, alias, version))
         return info.name, target.name
 
@@ -192,7 +196,12 @@ class Platform:
         """
         version_id, routes = await self._store.delete_version(function, version, force)
         self._routes.replace(routes)
-        await self._supervisor.stop(version_id)
+        await self._forget(version_id)
+
+    async def _forget(self, version_id):
+        await self._supervisor.forget(version_id)
+        if self._logbook is not None:
+            self._logbook.forget(version_id)
 
     async def delete_function(self, function):
         """
@@ -201,16 +210,14 @@ class Platform:
         ids = await self._store.delete_function(function)
         self._routes.remove(function)
         for version_id in ids:
-            await self._supervisor.stop(version_id)
+            await self._forget(version_id)
         self.log.info("deleted function {function}", function=function)
 
     def _state(self, info):
         return FunctionState(
             info=info,
             versions=tuple(
-                VersionState(
-                    info=v, state=self._supervisor.state(v.id), pid=self._supervisor.pid(v.id)
-                )
+                VersionState(info=v, runtime=self._supervisor.runtime(v.id))
                 for v in info.versions
             ),
         )
@@ -227,3 +234,16 @@ class Platform:
         """
         return [self._state(info) for info in await self._store.functions()]
 
+
+    async def log_sources(self, function, version=None):
+        """
+        The function's stored name and the ids of the versions whose logs to read: one
+        version's, or every version's.
+        """
+        info = await self._store.function(function)
+        if version is None:
+            return info.name, [v.id for v in info.versions]
+        found = info.version_named(version)
+        if found is None:
+            raise NoSuchVersion(f"function {info.name} has no version {version}")
+        return info.name, [found.id]

@@ -32,7 +32,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import implementer
 
-from funcplane.errors import NoSuchVersion, StartFailed
+from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.routing import NotRouted
 from funcplane.upstream import CHUNKED, NO_BODY, IUpstreamHandler
 
@@ -160,17 +160,25 @@ class ProxyFactory(Factory):
     Builds a L{ProxyChannel} for every connection to funcplane's listener.
 
     @param routes: an L{funcplane.interfaces.IRouteTable}.
-    @param supervisor: provides C{socket_for(version_id)}.
+    @param supervisor: provides C{lease(version_id)}, C{socket_for(version_id)} and
+        C{request_timed_out(version_id)} (see L{funcplane.runtime.supervisor.Supervisor}).
     @param pool: an L{funcplane.interfaces.IUpstreamPool}.
     @param admin: the factory (a twisted.web C{Site}) for connections to the admin API.
+    @param clock: an C{IReactorTime}, for request timeouts.
+    @param request_timeout: seconds a function may take to begin its response, and
+        then to send each next piece of it: past that the client gets 504 (or, once the
+        response began, its connection is closed), and the supervisor checks whether the
+        child is wedged.
     """
 
-    def __init__(self, routes, supervisor, pool, admin, limits=ProxyLimits()):
+    def __init__(self, routes, supervisor, pool, admin, clock, limits=ProxyLimits(), request_timeout=60.0):
         self.routes = routes
         self.supervisor = supervisor
         self.pool = pool
         self.admin = admin
         self.limits = limits
+        self.clock = clock
+        self.request_timeout = request_timeout
 
     def buildProtocol(self, addr):
         return ProxyChannel(self)
@@ -423,6 +431,10 @@ class _Exchange:
         self._complete = False
         self._gone = False
         self._retried = False
+        self._version_id = None
+        self._lease = None
+        self._timer = None
+        self._abandoned = False
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
@@ -527,6 +539,8 @@ class _Exchange:
             self._plain(404, str(e))
             self._finish()
             return
+        self._lease = self._factory.supervisor.lease(self._version_id)
+        self._timer = self._factory.clock.callLater(self._factory.request_timeout, self._timed_out)
         self._connect()
 
     def _connect(self):
@@ -538,7 +552,7 @@ class _Exchange:
 
     def _attach(self, upstream):
         self._waiting = None
-        if self._gone or self._complete:
+        if self._gone or self._complete or self._abandoned:
             upstream.finished(reusable=True)
             return
         self._upstream = upstream
@@ -580,12 +594,14 @@ class _Exchange:
 
     def _not_connected(self, failure):
         self._waiting = None
-        if self._gone or self._complete:
+        if self._gone or self._complete or self._abandoned:
             return
         if failure.check(NoSuchVersion):
             status, message = 404, str(failure.value)
         elif failure.check(StartFailed):
             status, message = 503, f"the function could not start: {failure.value}"
+        elif failure.check(AtCapacity):
+            status, message = 503, str(failure.value)
         else:
             self.log.failure("could not reach the function at {host}", failure, host=self.host)
             status, message = 502, "the function did not answer"
@@ -616,10 +632,12 @@ class _Exchange:
         head.append(b"\r\n")
         self._responded = True
         self._channel.write(b"".join(head))
+        self._rearm()
 
     def response_body(self, data):
         if self._gone:
             return
+        self._rearm()
         if self._chunked_response:
             self._channel.write(b"%x\r\n%s\r\n" % (len(data), data))
         else:
@@ -650,6 +668,7 @@ class _Exchange:
                 reason=reason.getErrorMessage(),
             )
             self._complete = True
+            self._settle()
             self._channel.abort()
             return
         self.log.info(
@@ -658,6 +677,31 @@ class _Exchange:
             reason=reason.getErrorMessage(),
         )
         self._plain(502, "the function did not answer")
+        self._finish()
+
+    # Time.
+
+    def _rearm(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.reset(self._factory.request_timeout)
+
+    def _timed_out(self):
+        self._timer = None
+        if self._gone or self._complete:
+            return
+        seconds = self._factory.request_timeout
+        self.log.info(
+            "the function at {host} did not answer within {seconds:g} s", host=self.host, seconds=seconds
+        )
+        self._factory.supervisor.request_timed_out(self._version_id)
+        self._abandon_upstream()
+        if self._responded:
+            self._complete = True
+            self._settle()
+            self._channel.abort()
+            return
+        self.close_after = True
+        self._plain(504, f"the function did not answer within {seconds:g} seconds")
         self._finish()
 
     # Flow control.
@@ -683,6 +727,7 @@ class _Exchange:
             upstream.transport.resumeProducing()
 
     def _abandon_upstream(self):
+        self._abandoned = True
         if self._waiting is not None:
             waiting, self._waiting = self._waiting, None
             waiting.cancel()
@@ -711,7 +756,16 @@ class _Exchange:
     def _finish(self):
         self._complete = True
         self._drop_pending()
+        self._settle()
         self._channel.exchange_done(self)
+
+    def _settle(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if self._lease is not None:
+            lease, self._lease = self._lease, None
+            lease.release()
 
     def _drop_pending(self):
         if self._pending_size:
@@ -724,5 +778,6 @@ class _Exchange:
             return
         self._gone = True
         self._drop_pending()
+        self._settle()
         if not self._complete:
             self._abandon_upstream()

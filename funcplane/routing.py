@@ -65,6 +65,7 @@ class RouteTable:
     def __init__(self, domain):
         self.domain = domain.lower().rstrip(".")
         self._functions = {}
+        self._latest = set()
 
     def is_function_host(self, host):
         """
@@ -94,6 +95,14 @@ class RouteTable:
 
     def replace(self, routes):
         self._functions[routes.function] = routes
+        self._latest = {r.latest for r in self._functions.values()}
+
+    def is_latest(self, version_id):
+        """
+        Whether C{version_id} is some function's latest version.
+        """
+        return version_id in self._latest
 
     def remove(self, function):
         self._functions.pop(function.lower(), None)
+        self._latest = {r.latest for r in self._functions.values()}

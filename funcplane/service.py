@@ -3,6 +3,7 @@ The funcplane service: assembles the store, runtime, route table, proxy and admi
 it starts, and takes them down in order when it stops.
 """
 
+import fcntl
 import os
 
 import attrs
@@ -19,14 +20,16 @@ from funcplane.proxy import ProxyFactory
 from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
-from funcplane.runtime.process import WorkerdLauncher
-from funcplane.runtime.supervisor import Supervisor
+from funcplane.logbook import LogBook
+from funcplane.runtime.process import WorkerdLauncher, clean_run_dir, find_setpriv
+from funcplane.runtime.supervisor import Lifecycle, Supervisor
 from funcplane.site import admin_site
 from funcplane.store import SQLiteStore
 from funcplane.upstream import UpstreamPool
 
 DATABASE = "funcplane.sqlite3"
 RUN_DIR = "run"
+LOCK = "funcplane.lock"
 
 
 @attrs.frozen
@@ -43,8 +46,39 @@ class Settings:
     egress_allow: tuple = ()
     startup_timeout: float = 5.0
     stop_grace: float = 10.0
+    idle_timeout: float = 300.0
+    scale_to_zero: bool = False
+    max_running: int | None = None
+    request_timeout: float = 60.0
     compatibility_date: str = "2026-11-01"
     limits: Limits = Limits()
+
+
+class DataDirInUse(Exception):
+    """
+    Another funcplane holds the data directory's lock.
+    """
+
+
+def lock_data_dir(data_dir):
+    """
+    Take the data directory's lock, so that two funcplanes never share one (each would
+    kill the other's children at start); returns the open lock file, held until closed.
+    """
+    path = os.path.join(data_dir, LOCK)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise DataDirInUse(
+            f"another funcplane (pid {holder}) is using {data_dir}; stop it or choose"
+            " another --data-dir"
+        )
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode("ascii"))
+    return fd
 
 
 def private_directory(path):
@@ -73,9 +107,11 @@ class FuncplaneService(MultiService):
         self._environ = environ
         self.store = SQLiteStore(os.path.join(settings.data_dir, DATABASE), reactor)
         self.routes = RouteTable(settings.domain)
+        self.logbook = LogBook(reactor)
         self.supervisor = None
         self.platform = None
         self._pool = None
+        self._lock = None
         self.port = None
         self.ready = Deferred()
 
@@ -93,7 +129,16 @@ class FuncplaneService(MultiService):
     async def _start(self):
         settings = self.settings
         private_directory(settings.data_dir)
+        self._lock = lock_data_dir(settings.data_dir)
         run_dir = private_directory(os.path.join(settings.data_dir, RUN_DIR))
+        orphans, sockets = clean_run_dir(run_dir)
+        if orphans or sockets:
+            self.log.warn(
+                "an earlier funcplane did not stop cleanly: killed {orphans} of its workerd"
+                " processes and removed {sockets} stale sockets",
+                orphans=orphans,
+                sockets=sockets,
+            )
         await self.store.open()
         checker = TokenChecker(
             await TokenSource(self.store, settings.data_dir, self._environ).expected_hash()
@@ -105,18 +150,49 @@ class FuncplaneService(MultiService):
             )
         )
         launcher = WorkerdLauncher(
-            self._reactor, settings.workerd, run_dir, builder, settings.startup_timeout
+            self._reactor,
+            settings.workerd,
+            run_dir,
+            builder,
+            settings.startup_timeout,
+            logbook=self.logbook,
+            setpriv=find_setpriv(),
         )
-        self.supervisor = Supervisor(launcher, self.store.version_spec, settings.stop_grace)
+        lifecycle = Lifecycle(
+            idle_timeout=settings.idle_timeout,
+            scale_to_zero=settings.scale_to_zero,
+            max_running=settings.max_running,
+            grace=settings.stop_grace,
+        )
+        self.supervisor = Supervisor(
+            self._reactor,
+            launcher,
+            self.store.version_spec,
+            lifecycle,
+            is_warm=self.routes.is_latest,
+        )
         self.supervisor.setServiceParent(self)
-        self.platform = Platform(self._reactor, self.store, self.supervisor, self.routes)
+        self.platform = Platform(
+            self._reactor, self.store, self.supervisor, self.routes, logbook=self.logbook
+        )
         all_routes = await self.platform.load_routes()
         self._pool = UpstreamPool(self._reactor)
         admin = AdminAPI(
-            self.platform, checker, settings.limits, settings.domain, settings.public_port
+            self.platform,
+            checker,
+            settings.limits,
+            settings.domain,
+            settings.public_port,
+            logbook=self.logbook,
+            clock=self._reactor,
         )
         listener = ProxyFactory(
-            self.routes, self.supervisor, self._pool, admin_site(self.routes, admin.resource())
+            self.routes,
+            self.supervisor,
+            self._pool,
+            admin_site(self.routes, admin.resource()),
+            self._reactor,
+            request_timeout=settings.request_timeout,
         )
         self.port = await serverFromString(self._reactor, settings.listen).listen(listener)
         self.log.info(
@@ -135,6 +211,9 @@ class FuncplaneService(MultiService):
             await self._pool.close()
         await super().stopService()
         self.store.close()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
 
     def stopService(self):
         """

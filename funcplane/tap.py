@@ -50,6 +50,12 @@ class Options(usage.Options):
         ["startup-timeout", None, "5", "Seconds a new version may take to start before its deploy fails."],
         ["stop-grace", None, "10", "Seconds between SIGTERM and SIGKILL when stopping a child."],
         ["compatibility-date", None, "2026-11-01", "workerd compatibility date for every function."],
+        ["idle-timeout", None, "300", "Seconds without requests after which a version is suspended (its process stopped); its next request wakes it."],
+        ["max-running", None, None, "The most workerd processes alive at once; the least recently used idle version is suspended to make room (default: no limit)."],
+        ["request-timeout", None, "60", "Seconds a function may take to begin its response, and then each next piece of it; past that the client gets 504."],
+    ]
+    optFlags = [
+        ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
     ]
 
     def __init__(self):
@@ -80,6 +86,12 @@ class Options(usage.Options):
         self["listen"] = listen_description(self["port"])
         self["startup-timeout"] = self._positive("startup-timeout")
         self["stop-grace"] = self._positive("stop-grace")
+        self["idle-timeout"] = self._positive("idle-timeout")
+        self["request-timeout"] = self._positive("request-timeout")
+        if self["max-running"] is not None:
+            if not str(self["max-running"]).isdigit() or int(self["max-running"]) < 1:
+                raise usage.UsageError("--max-running must be a whole number, at least 1")
+            self["max-running"] = int(self["max-running"])
         self["data-dir"] = os.path.abspath(self["data-dir"])
         if self["public-port"] is None:
             self["public-port"] = public_port(self["listen"])
@@ -112,6 +124,10 @@ def settings_from(options):
         startup_timeout=options["startup-timeout"],
         stop_grace=options["stop-grace"],
         compatibility_date=options["compatibility-date"],
+        idle_timeout=options["idle-timeout"],
+        scale_to_zero=bool(options["scale-to-zero"]),
+        max_running=options["max-running"],
+        request_timeout=options["request-timeout"],
     )
 
 

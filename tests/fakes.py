@@ -72,6 +72,10 @@ class FakeChild:
         self.grace = grace
         return self.when_ended()
 
+    def signal(self, signum):
+        if self.pid is not None:
+            self.signals.append(signum)
+
 
 @implementer(IRuntimeLauncher)
 class FakeLauncher:

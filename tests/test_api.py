@@ -1,12 +1,17 @@
 import json
 
 from treq.testing import StubTreq
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
+from twisted.web.server import Site
 
 from funcplane.api import AdminAPI
 from funcplane.auth import TokenChecker, token_hash
 from funcplane.errors import StartFailed
+from funcplane.logbook import LogBook
 from funcplane.parse import Limits
 from funcplane.platform import Platform
 from funcplane.routing import NotRouted, RouteTable
@@ -17,20 +22,23 @@ SW = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
 BASE = "http://127.0.0.1:8081"
 
 
-class AdminAPITests(SynchronousTestCase):
+class APICase(SynchronousTestCase):
     def setUp(self):
         self.clock = Clock()
         self.clock.advance(1_800_000_000)
         self.store = memory_store(self)
         self.launcher = FakeLauncher(auto_ready=True)
-        self.supervisor = Supervisor(self.launcher, self.store.version_spec)
+        self.supervisor = Supervisor(Clock(), self.launcher, self.store.version_spec)
         self.routes = RouteTable("func.local")
         ids = iter(f"id{i}" for i in range(100))
         names = iter(["gen1", "gen2"])
+        self.logbook = LogBook(self.clock)
         self.platform = Platform(self.clock, self.store, self.supervisor, self.routes,
-                                 new_id=lambda: next(ids), new_version_name=lambda: next(names))
-        api = AdminAPI(self.platform, TokenChecker(token_hash(TOKEN)), Limits(max_code_bytes=2000), "func.local", 8081)
-        self.client = StubTreq(api.resource())
+                                 new_id=lambda: next(ids), new_version_name=lambda: next(names),
+                                 logbook=self.logbook)
+        self.api = AdminAPI(self.platform, TokenChecker(token_hash(TOKEN)), Limits(max_code_bytes=2000),
+                            "func.local", 8081, logbook=self.logbook, clock=self.clock)
+        self.client = StubTreq(self.api.resource())
 
     def call(self, method, path, body=None, headers=AUTH, raw=None):
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
@@ -50,6 +58,8 @@ class AdminAPITests(SynchronousTestCase):
         self.assertEqual(result[1]["error"]["code"], code)
         self.assertIn(text, result[1]["error"]["message"])
 
+
+class AdminAPITests(APICase):
     def test_deploy(self):
         """
         A deploy answers the seed's fields, and the version serves at its host and the
@@ -172,7 +182,8 @@ class AdminAPITests(SynchronousTestCase):
             "name": "hello", "createdAt": "2027-01-15T08:00:00.000Z", "latest": "v1",
             "url": "http://hello.func.local:8081",
             "versions": [{"name": "v1", "id": "id0", "createdAt": "2027-01-15T08:00:00.000Z", "state": "running",
-                          "pid": pid, "url": "http://v1.hello.func.local:8081"}],
+                          "pid": pid, "lastRequestAt": None, "restarts": 0,
+                          "url": "http://v1.hello.func.local:8081"}],
             "aliases": [{"name": "test", "version": "v1", "url": "http://test.hello.func.local:8081"}],
         })
         self.assertEqual([f["name"] for f in self.call("GET", "/api/functions")[1]["functions"]], ["hello", "other"])
@@ -235,3 +246,71 @@ class AdminAPITests(SynchronousTestCase):
         """
         self.assertError(self.call("GET", "/api/nothing"), 404, "not_found")
         self.assertError(self.call("GET", "/api/deploy/hello"), 405, "method_not_allowed")
+
+
+class LogsTests(APICase):
+    """
+    Reading what functions print, and following it.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.deploy(version="v1")
+        self.deploy(version="v2")
+        v1, v2 = (c.spec for c in self.launcher.launched)
+        self.logbook.add(v1, "log", "one")
+        self.clock.advance(1)
+        self.logbook.add(v2, "error", "Error: two")
+        self.logbook.add(v1, "log", "three")
+
+    def test_function_logs(self):
+        code, body = self.call("GET", "/api/functions/hello/logs")
+        self.assertEqual(code, 200)
+        self.assertEqual(
+            [(line["version"], line["level"], line["message"]) for line in body["lines"]],
+            [("v1", "log", "one"), ("v2", "error", "Error: two"), ("v1", "log", "three")],
+        )
+        self.assertEqual(body["lines"][0]["time"], "2027-01-15T08:00:00.000Z")
+        self.assertEqual(body["lines"][1]["time"], "2027-01-15T08:00:01.000Z")
+
+    def test_version_logs_and_limit(self):
+        code, body = self.call("GET", "/api/functions/hello/versions/v1/logs?limit=1")
+        self.assertEqual([line["message"] for line in body["lines"]], ["three"])
+        self.assertError(self.call("GET", "/api/functions/hello/logs?limit=0"), 400, "invalid_request")
+        self.assertError(self.call("GET", "/api/functions/hello/versions/v9/logs"), 404, "version_not_found")
+        self.assertError(self.call("GET", "/api/functions/nope/logs"), 404, "function_not_found")
+        self.assertError(self.call("GET", "/api/functions/hello/logs", headers={}), 401, "unauthorized")
+
+    def test_deleted_version_forgotten(self):
+        self.call("DELETE", "/api/functions/hello/versions/v1")
+        code, body = self.call("GET", "/api/functions/hello/logs")
+        self.assertEqual([line["message"] for line in body["lines"]], ["Error: two"])
+
+    def test_follow(self):
+        """
+        ?follow=true streams server-sent events: the kept lines, then new ones as they are
+        printed, with a keep-alive comment every 15 s, until the client goes away.
+        """
+        channel = Site(self.api.resource()).buildProtocol(None)
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(
+            b"GET /api/functions/hello/versions/v2/logs?follow=true HTTP/1.1\r\nHost: admin\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+        )
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertIn(b"Content-Type: text/event-stream; charset=utf-8", head)
+        self.assertIn(b"id: 2\r\nevent: log\r\n".replace(b"\r", b""), body)
+        transport.clear()
+        v1, v2 = (c.spec for c in self.launcher.launched)
+        self.logbook.add(v1, "log", "not followed")
+        self.logbook.add(v2, "log", "four")
+        self.assertIn(b'"message": "four"', transport.value())
+        self.assertNotIn(b"not followed", transport.value())
+        transport.clear()
+        self.clock.advance(15)
+        self.assertIn(b": keep-alive", transport.value())
+        self.assertEqual(self.logbook.followers(), 1)
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.logbook.followers(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])

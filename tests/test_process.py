@@ -1,4 +1,5 @@
 import ipaddress
+import json
 import os
 import signal
 import stat
@@ -11,9 +12,10 @@ from zope.interface.verify import verifyObject
 
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.logbook import LogBook
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
-from funcplane.runtime.process import CONFIG_FD, CONTROL_FD, SOCKET_FD, WorkerdLauncher
+from funcplane.runtime.process import CONFIG_FD, CONTROL_FD, SOCKET_FD, WorkerdLauncher, clean_run_dir
 from tests.fakes import FakeProcessReactor, spec
 from tests.test_config import SCHEMA
 
@@ -48,7 +50,8 @@ class LauncherTests(SynchronousTestCase):
         self.assertEqual(spawned["executable"], "/opt/workerd")
         self.assertEqual(
             spawned["args"],
-            ["/opt/workerd", "serve", "--binary", "/proc/self/fd/3", "--socket-fd", "http=4", "--control-fd=5"],
+            ["/opt/workerd", "serve", "--verbose", "--binary", "/proc/self/fd/3", "--socket-fd", "http=4",
+             "--control-fd=5"],
         )
         self.assertEqual(spawned["env"], {})
         self.assertEqual(spawned["path"], self.run_dir)
@@ -56,7 +59,7 @@ class LauncherTests(SynchronousTestCase):
         self.assertEqual((fds[1], fds[2], fds[CONTROL_FD]), ("r", "r", "r"))
         self.assertNotIn(0, fds)
         self.assertIsInstance(fds[SOCKET_FD], int)
-        self.assertEqual(child.socket_path, os.path.join(self.run_dir, "abc.sock"))
+        self.assertEqual(os.path.dirname(child.socket_path), self.run_dir)
 
     def test_config_passed_in_memory(self):
         """
@@ -66,18 +69,19 @@ class LauncherTests(SynchronousTestCase):
         child, spawned = self.launch(env=(("SECRET", "s3cr3t"),))
         config = self.builder.read(spawned["config"])
         self.assertEqual(config["services"][0]["worker"]["bindings"], [{"name": "SECRET", "text": "s3cr3t"}])
-        self.assertEqual(os.listdir(self.run_dir), ["id1.sock"])
+        self.assertEqual(os.listdir(self.run_dir), [os.path.basename(child.socket_path)])
+        self.assertRegex(os.path.basename(child.socket_path), r"^[0-9a-f]{32}\.sock$")
 
     def test_socket_private(self):
         """
-        The socket is a fresh 0600 unix socket, replacing any stale file at its path.
+        The socket is a fresh 0600 unix socket, of its own for every child, even of one
+        version.
         """
-        with open(os.path.join(self.run_dir, "id1.sock"), "w") as f:
-            f.write("stale")
         child, _ = self.launch()
         mode = os.stat(child.socket_path).st_mode
         self.assertTrue(stat.S_ISSOCK(mode))
         self.assertEqual(stat.S_IMODE(mode), 0o600)
+        self.assertNotEqual(self.launch()[0].socket_path, child.socket_path)
 
     def test_ready(self):
         """
@@ -156,15 +160,68 @@ class LauncherTests(SynchronousTestCase):
 
     def test_output_logged(self):
         """
-        Each line the child prints is a log event with its function, version and stream.
+        Each line the child prints is a log event with its function, version, stream and
+        level, and goes to the log book; console output reads as the function wrote it.
         """
+        logbook = LogBook(self.reactor)
+        self.launcher = WorkerdLauncher(self.reactor, "/opt/workerd", self.run_dir, self.builder, 5.0, logbook)
         child, spawned = self.launch(function="hello", version="v1")
+        console = json.dumps({"level": "info", "message": 'console.log(); message() = ["hello", 42, {"a": 1}]'})
+        uncaught = json.dumps({"level": "info", "message": "uncaught exception; source = Uncaught; stack = Error: x\n  at main:1"})
+        repeat = json.dumps({"level": "info", "message": "uncaught exception; exception = workerd/jsg: x"})
         with capturedLogs() as events:
-            spawned["protocol"].childDataReceived(1, b"hello from\nthe function\npart")
-            spawned["protocol"].childDataReceived(2, b"oops\n")
-        fields = [(e["function"], e["version"], e["stream"], e["line"]) for e in events]
+            spawned["protocol"].childDataReceived(1, (console + "\n" + uncaught[:9]).encode())
+            spawned["protocol"].childDataReceived(1, (uncaught[9:] + "\n" + repeat + "\n").encode())
+            spawned["protocol"].childDataReceived(2, b"plain text\n")
+        fields = [(e["function"], e["version"], e["stream"], e["severity"], e["text"]) for e in events]
         self.assertEqual(
             fields,
-            [("hello", "v1", "stdout", "hello from"), ("hello", "v1", "stdout", "the function"), ("hello", "v1", "stderr", "oops")],
+            [
+                ("hello", "v1", "stdout", "log", 'hello 42 {"a": 1}'),
+                ("hello", "v1", "stdout", "error", "Error: x\n  at main:1"),
+                ("hello", "v1", "stderr", "info", "plain text"),
+            ],
         )
         self.assertEqual(events[0]["log_level"], LogLevel.info)
+        self.assertEqual(
+            [(e.version_id, e.level, e.message) for e in logbook.lines(["id1"])],
+            [("id1", "log", 'hello 42 {"a": 1}'), ("id1", "error", "Error: x\n  at main:1"), ("id1", "info", "plain text")],
+        )
+
+
+class SetprivTests(SynchronousTestCase):
+    def test_pdeathsig(self):
+        """
+        With setpriv, workerd is spawned through it, so the kernel kills the child if
+        funcplane dies without stopping it.
+        """
+        run_dir = tempfile.mkdtemp()
+        reactor = FakeProcessReactor()
+        builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
+        launcher = WorkerdLauncher(reactor, "/opt/workerd", run_dir, builder, setpriv="/usr/bin/setpriv")
+        launcher.launch(spec())
+        spawned = reactor.spawned[0]
+        self.assertEqual(spawned["executable"], "/usr/bin/setpriv")
+        self.assertEqual(spawned["args"][:5], ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", "/opt/workerd"])
+
+
+class CleanRunDirTests(SynchronousTestCase):
+    def test_orphans_and_sockets(self):
+        """
+        At start, processes working in the run directory (an earlier funcplane's children)
+        are SIGKILLed and stale sockets removed; other processes and files are left alone.
+        """
+        run_dir = os.path.realpath(tempfile.mkdtemp())
+        elsewhere = tempfile.mkdtemp()
+        proc = tempfile.mkdtemp()
+        for pid, cwd in [("101", run_dir), ("102", elsewhere), ("103", run_dir)]:
+            os.mkdir(os.path.join(proc, pid))
+            os.symlink(cwd, os.path.join(proc, pid, "cwd"))
+        os.mkdir(os.path.join(proc, "self"))
+        for name in ["a.sock", "b.sock", "keep.txt"]:
+            open(os.path.join(run_dir, name), "w").close()
+        killed = []
+        found = clean_run_dir(run_dir, kill=lambda pid, sig: killed.append((pid, sig)), proc=proc)
+        self.assertEqual(found, (2, 2))
+        self.assertEqual(sorted(killed), [(101, signal.SIGKILL), (103, signal.SIGKILL)])
+        self.assertEqual(os.listdir(run_dir), ["keep.txt"])

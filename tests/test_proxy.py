@@ -12,7 +12,7 @@ from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 
-from funcplane.errors import NoSuchVersion, StartFailed
+from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.model import FunctionRoutes
 from funcplane.proxy import ProxyFactory, ProxyLimits, forwardable
 from funcplane.routing import RouteTable
@@ -30,6 +30,15 @@ class FakeSupervisor:
         self.asked = []
         self.held = None
         self.result = None
+        self.in_flight = {}
+        self.timed_out = []
+
+    def lease(self, version_id):
+        self.in_flight[version_id] = self.in_flight.get(version_id, 0) + 1
+        return Lease(self, version_id)
+
+    def request_timed_out(self, version_id):
+        self.timed_out.append(version_id)
 
     def socket_for(self, version_id):
         self.asked.append(version_id)
@@ -38,6 +47,18 @@ class FakeSupervisor:
         if self.held is not None:
             return self.held.addCallback(lambda _: f"/run/{version_id}.sock")
         return succeed(f"/run/{version_id}.sock")
+
+
+class Lease:
+    def __init__(self, supervisor, version_id):
+        self.supervisor = supervisor
+        self.version_id = version_id
+        self.released = False
+
+    def release(self):
+        assert not self.released, "released twice"
+        self.released = True
+        self.supervisor.in_flight[self.version_id] -= 1
 
 
 class Children:
@@ -89,7 +110,9 @@ class ProxyCase(SynchronousTestCase):
         self.children = Children()
         self.pool = UpstreamPool(self.clock, connect=self.children.connect)
         self.admin = Factory.forProtocol(Recorder)
-        self.factory = ProxyFactory(self.routes, self.supervisor, self.pool, self.admin, self.limits)
+        self.factory = ProxyFactory(
+            self.routes, self.supervisor, self.pool, self.admin, self.clock, self.limits, request_timeout=30
+        )
         self.channel = self.connect()
 
     def connect(self):
@@ -570,3 +593,81 @@ class HandOffTests(ProxyCase):
         self.channel.connectionLost(Failure(ConnectionDone()))
         self.assertIsNotNone(admin.lost)
         self.assertEqual(self.supervisor.asked, [])
+
+
+class LifecycleTests(ProxyCase):
+    def test_lease_held_for_the_exchange(self):
+        """
+        A request counts as in flight on its version from the moment it is routed (even
+        while the version wakes) until its response is complete.
+        """
+        self.supervisor.held = Deferred()
+        self.send(get())
+        self.assertEqual(self.supervisor.in_flight, {"id2": 1})
+        self.supervisor.held.callback(None)
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+        self.assertEqual(self.supervisor.in_flight, {"id2": 1})
+        self.children.answer(b"cd")
+        self.assertEqual(self.supervisor.in_flight, {"id2": 0})
+
+    def test_lease_released_when_client_leaves(self):
+        self.send(get())
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.supervisor.in_flight, {"id2": 0})
+
+    def test_unknown_host_starts_nothing(self):
+        self.send(get(b"nope.func.local"))
+        self.assertEqual((self.supervisor.in_flight, self.supervisor.asked), ({}, []))
+
+    def test_timeout_before_response(self):
+        """
+        No response within the request timeout: 504, the child's connection is closed, the
+        supervisor is told, and the lease is released.
+        """
+        self.send(get())
+        self.clock.advance(29)
+        self.assertEqual(self.received(), b"")
+        self.clock.advance(1)
+        answer = self.received()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 504 Gateway Timeout\r\n"), answer)
+        self.assertTrue(answer.endswith(b"the function did not answer within 30 seconds\n"))
+        self.assertEqual(self.supervisor.timed_out, ["id2"])
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        self.assertEqual(self.supervisor.in_flight, {"id2": 0})
+
+    def test_timeout_while_waking(self):
+        self.supervisor.held = Deferred()
+        self.send(get())
+        self.clock.advance(30)
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 504 "))
+        self.supervisor.held.callback(None)
+        self.assertEqual(self.children.connections, [])
+
+    def test_timeout_between_pieces(self):
+        """
+        Each piece of a response restarts the clock; a response that stalls past the
+        timeout closes the client's connection.
+        """
+        self.send(get())
+        self.clock.advance(20)
+        self.children.answer(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.clock.advance(20)
+        self.children.answer(b"1\r\na\r\n")
+        self.clock.advance(29)
+        self.assertFalse(self.channel.transport.disconnected)
+        self.clock.advance(1)
+        self.assertTrue(self.channel.transport.disconnected)
+        self.assertEqual(self.supervisor.timed_out, ["id2"])
+
+    def test_no_timer_left(self):
+        self.send(get())
+        self.children.answer(OK)
+        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 10.0)
+        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+
+    def test_at_capacity(self):
+        self.supervisor.result = fail(AtCapacity("2 versions are running (--max-running) and every one is busy"))
+        self.send(get())
+        answer = self.received()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer)
+        self.assertIn(b"every one is busy", answer)

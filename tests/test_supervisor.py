@@ -1,25 +1,67 @@
 import signal
 
-from twisted.internet.error import ProcessTerminated
-from twisted.logger import capturedLogs
-from twisted.trial.unittest import SynchronousTestCase
 from twisted.internet.defer import succeed
+from twisted.internet.error import ProcessTerminated
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
 
-from funcplane.errors import StartFailed
-from funcplane.runtime.supervisor import CRASHED, RUNNING, STARTING, STOPPED, Supervisor
+from funcplane.errors import AtCapacity, StartFailed
+from funcplane.runtime.supervisor import (
+    CRASHED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    SUSPENDED,
+    Lifecycle,
+    Runtime,
+    Supervisor,
+)
 from tests.fakes import FakeLauncher, spec
 
 
-class SupervisorTests(SynchronousTestCase):
+class SupervisorCase(SynchronousTestCase):
+    lifecycle = Lifecycle(grace=7)
+
     def setUp(self):
+        self.clock = Clock()
+        self.clock.advance(1000)
         self.launcher = FakeLauncher()
         self.loaded = []
-        self.supervisor = Supervisor(self.launcher, self.load, grace=7)
+        self.warm = set()
+        self.cpu = {}
+        self.supervisor = self.make()
+
+    def make(self, **lifecycle):
+        return Supervisor(
+            self.clock,
+            self.launcher,
+            self.load,
+            self.lifecycle if not lifecycle else Lifecycle(**dict(grace=7, **lifecycle)),
+            is_warm=self.warm.__contains__,
+            cpu=lambda pid: self.cpu[pid].pop(0),
+            jitter=lambda: 1.0,
+        )
 
     def load(self, version_id):
         self.loaded.append(version_id)
         return succeed(spec(version_id=version_id))
 
+    def serve(self, version_id):
+        """
+        Serve one request on C{version_id}, starting it if needed; return its child.
+        """
+        lease = self.supervisor.lease(version_id)
+        d = self.supervisor.socket_for(version_id)
+        child = self.launcher.launched[-1]
+        if child.spec.id == version_id and child.pid is not None and not child._ready.done:
+            child.become_ready()
+        self.successResultOf(d)
+        lease.release()
+        return [c for c in self.launcher.launched if c.spec.id == version_id][-1]
+
+
+class SupervisorTests(SupervisorCase):
     def test_single_flight(self):
         """
         Requests arriving while a version starts share one start, and all get its socket
@@ -62,6 +104,14 @@ class SupervisorTests(SynchronousTestCase):
         self.assertEqual(self.supervisor.state("id1"), STOPPED)
         self.supervisor.socket_for("id1")
         self.assertEqual(len(self.launcher.launched), 2)
+
+    def test_runtime(self):
+        """
+        What the API shows of a version: its state, pid, last request and restarts.
+        """
+        self.assertEqual(self.supervisor.runtime("a"), Runtime(STOPPED, None, None, 0))
+        child = self.serve("a")
+        self.assertEqual(self.supervisor.runtime("a"), Runtime(RUNNING, child.pid, 1000.0, 0))
 
     def test_crash(self):
         """
@@ -136,7 +186,246 @@ class SupervisorTests(SynchronousTestCase):
         A start that completes at once (the spec at hand, the child ready immediately)
         still answers its caller.
         """
-        supervisor = Supervisor(FakeLauncher(auto_ready=True), self.load)
+        supervisor = Supervisor(self.clock, FakeLauncher(auto_ready=True), self.load)
         child = self.successResultOf(supervisor.start(spec(version_id="s")))
         self.assertEqual(child.spec.id, "s")
         self.assertEqual(self.successResultOf(supervisor.socket_for("s")), "/run/s.sock")
+
+
+class IdleTests(SupervisorCase):
+    lifecycle = Lifecycle(grace=7, idle_timeout=60)
+
+    def setUp(self):
+        super().setUp()
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+
+    def test_interval(self):
+        self.assertEqual(Lifecycle(idle_timeout=60).reap_interval, 5.0)
+        self.assertEqual(Lifecycle(idle_timeout=2).reap_interval, 0.5)
+
+    def test_suspended_after_timeout_not_before(self):
+        """
+        A version idle for the idle timeout is suspended (SIGTERM, grace), with an event
+        saying so; not a reap earlier.
+        """
+        child = self.serve("a")
+        self.clock.advance(55)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        with capturedLogs() as events:
+            self.clock.advance(5)
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+        self.assertEqual((child.signals, child.grace), ([signal.SIGTERM], 7))
+        self.assertEqual([formatEvent(e) for e in events], ["suspended hello:v1 due to inactivity"])
+        self.assertEqual((events[0]["function"], events[0]["version"]), ("hello", "v1"))
+        child.exit()
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+        self.assertIsNone(self.supervisor.pid("a"))
+
+    def test_never_with_request_in_flight(self):
+        """
+        A version with a request in flight is not suspended, however long it takes; its
+        idle time counts from the end of the request.
+        """
+        self.serve("a")
+        lease = self.supervisor.lease("a")
+        self.clock.advance(600)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        lease.release()
+        self.clock.advance(55)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.clock.advance(5)
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+
+    def test_latest_stays_warm(self):
+        self.warm.add("a")
+        self.serve("a")
+        self.clock.advance(600)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+
+    def test_scale_to_zero(self):
+        self.warm.add("a")
+        self.supervisor = self.make(idle_timeout=60, scale_to_zero=True)
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+        self.serve("a")
+        self.clock.advance(60)
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+
+    def test_wake_single_flight(self):
+        """
+        Requests to a suspended version share one start and are all answered.
+        """
+        self.serve("a")
+        self.clock.advance(60)
+        old = self.launcher.launched[0]
+        old.exit()
+        waiting = [self.supervisor.socket_for("a") for _ in range(3)]
+        self.assertEqual(len(self.launcher.launched), 2)
+        self.assertEqual(self.supervisor.state("a"), STARTING)
+        self.launcher.launched[1].become_ready()
+        self.assertEqual([self.successResultOf(d) for d in waiting], ["/run/a.sock"] * 3)
+
+    def test_request_during_suspension(self):
+        """
+        A request that arrives while the old child is still exiting starts a new one; the
+        old child's exit is no crash.
+        """
+        old = self.serve("a")
+        self.clock.advance(60)
+        new = self.serve("a")
+        self.assertIsNot(new, old)
+        old.exit()
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.assertEqual(self.supervisor.pid("a"), new.pid)
+        self.assertEqual(self.supervisor.runtime("a").restarts, 0)
+
+
+class BudgetTests(SupervisorCase):
+    lifecycle = Lifecycle(grace=7, max_running=2)
+
+    def test_least_recently_used_idle_makes_room(self):
+        a = self.serve("a")
+        self.clock.advance(1)
+        self.serve("b")
+        self.clock.advance(1)
+        self.serve("a")
+        self.serve("c")
+        self.assertEqual(self.supervisor.state("b"), SUSPENDED)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.assertEqual(a.signals, [])
+
+    def test_warm_kept_over_older(self):
+        self.warm.add("a")
+        self.serve("a")
+        self.clock.advance(1)
+        self.serve("b")
+        self.serve("c")
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.assertEqual(self.supervisor.state("b"), SUSPENDED)
+
+    def test_all_busy(self):
+        """
+        When every running version has a request in flight, nothing is started and the
+        request fails with AtCapacity.
+        """
+        self.serve("a")
+        self.serve("b")
+        leases = [self.supervisor.lease("a"), self.supervisor.lease("b")]
+        failure = self.failureResultOf(self.supervisor.socket_for("c"), AtCapacity)
+        self.assertIn("2 versions are running", str(failure.value))
+        self.assertEqual(len(self.launcher.launched), 2)
+        leases[0].release()
+        self.serve("c")
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+
+
+class CrashTests(SupervisorCase):
+    lifecycle = Lifecycle(grace=7, stable=10, backoff_initial=1, backoff_max=4)
+
+    def setUp(self):
+        super().setUp()
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+
+    def crash(self):
+        child = [c for c in self.launcher.launched if c.pid is not None][-1]
+        child.exit(ProcessTerminated(1))
+
+    def test_warm_restarts_with_backoff(self):
+        """
+        A warm version that keeps crashing restarts by itself: at once, then after 1, 2, 4,
+        4 seconds; meanwhile its requests fail at once with the reason.
+        """
+        self.warm.add("a")
+        self.serve("a")
+        delays = []
+        for _ in range(5):
+            self.crash()
+            launched = len(self.launcher.launched)
+            self.clock.advance(0)
+            waited = 0.0
+            while len(self.launcher.launched) == launched:
+                failure = self.failureResultOf(self.supervisor.socket_for("a"), StartFailed)
+                self.assertEqual(failure.value.reason, "CrashLoop")
+                self.assertIn("last error: last words", str(failure.value))
+                self.clock.advance(0.5)
+                waited += 0.5
+            delays.append(waited)
+            self.launcher.launched[-1].become_ready()
+            self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.assertEqual(delays, [0, 1, 2, 4, 4])
+        self.assertEqual(self.supervisor.runtime("a").restarts, 5)
+
+    def test_stable_run_resets_backoff(self):
+        self.warm.add("a")
+        self.serve("a")
+        self.crash()
+        self.clock.advance(0)
+        self.launcher.launched[-1].become_ready()
+        self.clock.advance(10)
+        self.crash()
+        self.clock.advance(0)
+        self.assertEqual(len(self.launcher.launched), 3)
+
+    def test_cold_restarts_on_request(self):
+        """
+        A version that is not warm stays crashed until its next request starts it.
+        """
+        self.serve("a")
+        with capturedLogs() as events:
+            self.crash()
+        self.assertIn("exited unexpectedly", formatEvent(events[0]))
+        self.clock.advance(100)
+        self.assertEqual((self.supervisor.state("a"), len(self.launcher.launched)), (CRASHED, 1))
+        self.serve("a")
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+
+    def test_wake_failure_backs_off(self):
+        """
+        A version that served before and now fails to start backs off like a crash.
+        """
+        self.serve("a")
+        self.supervisor.stop("a")
+        self.launcher.launched[0].exit()
+        lease = self.supervisor.lease("a")
+        d = self.supervisor.socket_for("a")
+        self.launcher.launched[-1].fail_start(StartFailed("Uncaught Error: gone bad"))
+        self.failureResultOf(d, StartFailed)
+        lease.release()
+        self.assertEqual(self.supervisor.state("a"), CRASHED)
+        self.assertEqual(len(self.launcher.launched), 2)
+
+
+class WedgeTests(SupervisorCase):
+    lifecycle = Lifecycle(grace=7, wedge_sample=0.5, wedge_cpu=0.8)
+
+    def test_spinning_child_killed(self):
+        """
+        After a request timed out, a child that used most of a CPU while it was watched is
+        SIGKILLed, and the next request starts a new one.
+        """
+        child = self.serve("a")
+        self.cpu[child.pid] = [10.0, 10.45]
+        with capturedLogs() as events:
+            self.supervisor.request_timed_out("a")
+            self.supervisor.request_timed_out("a")
+            self.clock.advance(0.5)
+        self.assertEqual(child.signals, [signal.SIGKILL])
+        self.assertIn("90% of a CPU", formatEvent(events[0]))
+        self.assertEqual(self.supervisor.state("a"), STOPPED)
+        child.exit(ProcessTerminated(signal=9))
+        self.assertEqual(self.supervisor.state("a"), STOPPED)
+        self.assertEqual(self.supervisor.runtime("a").restarts, 1)
+        self.assertIsNot(self.serve("a"), child)
+
+    def test_waiting_child_kept(self):
+        """
+        A child whose request is slow but that is not busy (it waits on I/O) is kept.
+        """
+        child = self.serve("a")
+        self.cpu[child.pid] = [10.0, 10.05]
+        self.supervisor.request_timed_out("a")
+        self.clock.advance(0.5)
+        self.assertEqual(child.signals, [])
+        self.assertEqual(self.supervisor.state("a"), RUNNING)

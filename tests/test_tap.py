@@ -46,6 +46,21 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual((settings.listen, settings.public_port, settings.domain, settings.data_dir),
                          ("tcp:8081", 8081, "func.local", "/tmp/fpd"))
         self.assertEqual((settings.startup_timeout, settings.stop_grace, settings.egress_allow), (5.0, 10.0, ()))
+        self.assertEqual(
+            (settings.idle_timeout, settings.scale_to_zero, settings.max_running, settings.request_timeout),
+            (300.0, False, None, 60.0),
+        )
+
+    def test_lifecycle(self):
+        settings = tap.settings_from(
+            self.parse("--idle-timeout", "30", "--scale-to-zero", "--max-running", "50", "--request-timeout", "5")
+        )
+        self.assertEqual(
+            (settings.idle_timeout, settings.scale_to_zero, settings.max_running, settings.request_timeout),
+            (30.0, True, 50, 5.0),
+        )
+        for bad in [("--max-running", "0"), ("--max-running", "x"), ("--idle-timeout", "-1"), ("--request-timeout", "0")]:
+            self.assertRaises(UsageError, self.parse, *bad)
 
     def test_port_descriptions(self):
         """

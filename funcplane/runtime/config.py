@@ -92,6 +92,8 @@ class ConfigBuilder:
         socket.service.name = MAIN_SERVICE
 
         config.v8Flags = [f"--max-old-space-size={settings.heap_limit_mb}"]
+        # One JSON object a line: console output and errors are read back unambiguously.
+        config.structuredLogging = True
         return config.to_bytes()
 
     def read(self, blob):

@@ -9,8 +9,10 @@ and a pipe on which it announces readiness (C{--control-fd}).  Its environment i
 import collections
 import json
 import os
+import shutil
 import signal
 import socket
+import uuid
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ProcessExitedAlready
@@ -20,13 +22,13 @@ from zope.interface import implementer
 
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.logbook import parse_workerd_line
 from funcplane.runtime.config import SOCKET_NAME
 
 CONFIG_FD = 3
 SOCKET_FD = 4
 CONTROL_FD = 5
 STDERR_TAIL_LINES = 20
-_SERVICE_PREFIX = "service main: "
 
 
 class _Observers:
@@ -67,11 +69,12 @@ class WorkerdProtocol(ProcessProtocol):
 
     log = Logger()
 
-    def __init__(self, spec):
+    def __init__(self, spec, logbook=None):
         self.spec = spec
         self.ready = _Observers()
         self.ended = _Observers()
         self.stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
+        self._logbook = logbook
         self._partial = {}
 
     def childDataReceived(self, fd, data):
@@ -86,15 +89,22 @@ class WorkerdProtocol(ProcessProtocol):
         if fd == CONTROL_FD:
             self._control(line)
             return
+        parsed = parse_workerd_line(line)
+        if parsed is None:
+            return
+        level, message = parsed
         stream = "stdout" if fd == 1 else "stderr"
         if stream == "stderr":
-            self.stderr_tail.append(line)
+            self.stderr_tail.append(message)
+        if self._logbook is not None:
+            self._logbook.add(self.spec, level, message)
         self.log.info(
-            "{function}:{version} {stream}: {line}",
+            "{function}:{version} {severity}: {text}",
             function=self.spec.function,
             version=self.spec.version,
             stream=stream,
-            line=line,
+            severity=level,
+            text=message,
         )
 
     def _control(self, line):
@@ -107,14 +117,10 @@ class WorkerdProtocol(ProcessProtocol):
 
     def error_text(self):
         """
-        What the child printed on stderr, with workerd's C{service main: } prefix dropped:
-        the message to show a user whose script failed to start.
+        What the child printed on stderr: the message to show a user whose script failed
+        to start.
         """
-        lines = [
-            line[len(_SERVICE_PREFIX):] if line.startswith(_SERVICE_PREFIX) else line
-            for line in self.stderr_tail
-        ]
-        return "\n".join(lines).strip()
+        return "\n".join(self.stderr_tail).strip()
 
     def processEnded(self, reason):
         for fd in list(self._partial):
@@ -225,52 +231,73 @@ def bind_unix_socket(path):
     return sock
 
 
+def find_setpriv():
+    """
+    util-linux's C{setpriv}, which makes the kernel kill a child when funcplane dies
+    (C{--pdeathsig}), or L{None} when this machine has none.
+    """
+    return shutil.which("setpriv")
+
+
 @implementer(IRuntimeLauncher)
 class WorkerdLauncher:
     """
     Spawns workerd children.
 
+    Each child listens on a socket of its own, named by a fresh random id, so a version
+    that is woken while its previous child is still finishing never shares a path with it.
+    Where C{setpriv} exists, a child is spawned through it with C{--pdeathsig KILL}: if
+    funcplane is killed outright, its children die with it.
+
     @param reactor: an C{IReactorProcess} and C{IReactorTime} provider.
     @param binary: the absolute path of workerd.
     @param run_dir: a private (0700) directory for the children's sockets.
     @param builder: a L{funcplane.runtime.config.ConfigBuilder}.
+    @param logbook: a L{funcplane.logbook.LogBook} that keeps what the children print.
+    @param setpriv: the path of C{setpriv}, or L{None} to spawn workerd directly.
     """
 
-    def __init__(self, reactor, binary, run_dir, builder, startup_timeout=5.0):
+    def __init__(
+        self, reactor, binary, run_dir, builder, startup_timeout=5.0, logbook=None, setpriv=None
+    ):
         self._reactor = reactor
         self._binary = binary
         self._run_dir = run_dir
         self._builder = builder
         self._startup_timeout = startup_timeout
+        self._logbook = logbook
+        self._setpriv = setpriv
 
-    def socket_path(self, version_id):
-        """
-        Where version C{version_id}'s socket lives.  Ids are made by funcplane.
-        """
-        return os.path.join(self._run_dir, f"{version_id}.sock")
+    def _command(self):
+        workerd = [
+            self._binary,
+            "serve",
+            "--verbose",
+            "--binary",
+            f"/proc/self/fd/{CONFIG_FD}",
+            "--socket-fd",
+            f"{SOCKET_NAME}={SOCKET_FD}",
+            f"--control-fd={CONTROL_FD}",
+        ]
+        if self._setpriv is None:
+            return self._binary, workerd
+        return self._setpriv, [self._setpriv, "--pdeathsig", "KILL", "--"] + workerd
 
     def launch(self, spec):
         blob = self._builder.build(spec)
-        path = self.socket_path(spec.id)
+        path = os.path.join(self._run_dir, uuid.uuid4().hex + ".sock")
         config_fd = os.memfd_create("funcplane-config", os.MFD_CLOEXEC)
         listening = None
+        executable, args = self._command()
         try:
             os.write(config_fd, blob)
             os.lseek(config_fd, 0, os.SEEK_SET)
             listening = bind_unix_socket(path)
-            protocol = WorkerdProtocol(spec)
+            protocol = WorkerdProtocol(spec, self._logbook)
             transport = self._reactor.spawnProcess(
                 protocol,
-                self._binary,
-                [
-                    self._binary,
-                    "serve",
-                    "--binary",
-                    f"/proc/self/fd/{CONFIG_FD}",
-                    "--socket-fd",
-                    f"{SOCKET_NAME}={SOCKET_FD}",
-                    f"--control-fd={CONTROL_FD}",
-                ],
+                executable,
+                args,
                 env={},
                 path=self._run_dir,
                 childFDs={
@@ -286,3 +313,41 @@ class WorkerdLauncher:
             if listening is not None:
                 listening.close()
         return Child(self._reactor, spec, protocol, transport, path, self._startup_timeout)
+
+
+def leftovers(run_dir, proc="/proc"):
+    """
+    The pids of processes whose working directory is C{run_dir}: funcplane starts every
+    child there, so after an unclean exit these are its orphans.
+    """
+    run_dir = os.path.realpath(run_dir)
+    found = []
+    for name in os.listdir(proc):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            if os.readlink(os.path.join(proc, name, "cwd")) == run_dir:
+                found.append(int(name))
+        except OSError:
+            continue
+    return found
+
+
+def clean_run_dir(run_dir, kill=os.kill, proc="/proc"):
+    """
+    Before serving: SIGKILL the children an earlier funcplane left running in C{run_dir}
+    and remove their sockets.  Returns how many processes and sockets were found.
+    """
+    orphans = leftovers(run_dir, proc)
+    for pid in orphans:
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    sockets = [name for name in os.listdir(run_dir) if name.endswith(".sock")]
+    for name in sockets:
+        try:
+            os.unlink(os.path.join(run_dir, name))
+        except FileNotFoundError:
+            pass
+    return len(orphans), len(sockets)

@@ -1,59 +1,239 @@
 """
-The supervisor owns every workerd child: it starts a version when it is deployed or first
-requested (once, however many requests wait), notices when one exits, and stops them all
-on shutdown.
+The supervisor owns every workerd child.
+
+It starts a version when it is deployed or first requested (once, however many requests
+wait), counts the requests each version has in flight, suspends versions that sat idle
+(a LoopingCall reaper on the injected clock) or that must make room under the running
+budget, restarts crashed versions with a jittered exponential backoff, kills children that
+stop answering, and stops them all on shutdown.
+
+A child that is being suspended or stopped is taken out of service before it is signalled:
+a request that arrives meanwhile starts a new child on a socket of its own, and the old one
+finishes what it was doing.
 """
 
+import os
+import random
+import signal
+
+import attrs
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, fail, succeed
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from funcplane.errors import AtCapacity, StartFailed
+
 RUNNING = "running"
 STARTING = "starting"
-STOPPED = "stopped"
+SUSPENDED = "suspended"
 CRASHED = "crashed"
+STOPPED = "stopped"
+
+
+@attrs.frozen
+class Lifecycle:
+    """
+    How the supervisor treats children; every duration in seconds.
+
+    @ivar idle_timeout: a version that served nothing for this long is suspended.
+    @ivar scale_to_zero: suspend warm versions (a function's latest) too.
+    @ivar max_running: the most children alive at once (L{None}: no limit).
+    @ivar grace: between SIGTERM and SIGKILL.
+    @ivar stable: a child that lived this long before it crashed starts a new backoff.
+    @ivar backoff_initial: the wait before the second restart in a row.
+    @ivar backoff_max: the longest wait between restarts.
+    @ivar wedge_sample: how long a child's CPU use is watched after a request timed out.
+    @ivar wedge_cpu: the share of one core above which the child counts as wedged.
+    """
+
+    idle_timeout: float = 300.0
+    scale_to_zero: bool = False
+    max_running: int | None = None
+    grace: float = 10.0
+    stable: float = 10.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    wedge_sample: float = 0.5
+    wedge_cpu: float = 0.8
+
+    @property
+    def reap_interval(self):
+        return max(0.05, min(self.idle_timeout / 4, 5.0))
+
+
+@attrs.frozen
+class Runtime:
+    """
+    What the supervisor knows of one version right now.
+    """
+
+    state: str
+    pid: int | None
+    last_request: float | None
+    restarts: int
+
+
+@attrs.define(eq=False)
+class _Version:
+    """
+    One version's children and history.
+    """
+
+    id: str
+    child: object = None
+    waiters: list | None = None
+    state: str = STOPPED
+    in_flight: int = 0
+    last_used: float | None = None
+    last_request: float | None = None
+    restarts: int = 0
+    crashes: int = 0
+    ready_at: float = 0.0
+    retry_at: float = 0.0
+    crash_reason: str = ""
+    restart_call: object = None
+    checking: bool = False
+
+
+class _Lease:
+    """
+    Counts one request as in flight on a version until it is released.
+    """
+
+    def __init__(self, supervisor, version):
+        self._supervisor = supervisor
+        self._version = version
+
+    def release(self):
+        if self._version is not None:
+            version, self._version = self._version, None
+            self._supervisor._released(version)
+
+
+def cpu_seconds(pid):
+    """
+    The CPU time (user and system) process C{pid} has used, from C{/proc/PID/stat}.
+    """
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rpartition(b")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class Supervisor(Service):
     """
-    Starts, tracks and stops workerd children, one per version id.
+    Starts, tracks, suspends and stops workerd children, one per version id at a time.
 
+    @param clock: an C{IReactorTime}.
     @param launcher: an L{funcplane.interfaces.IRuntimeLauncher}.
     @param load_spec: a callable taking a version id and returning a Deferred
         L{funcplane.model.VersionSpec}, for versions started on their first request.
-    @param grace: seconds between SIGTERM and SIGKILL when stopping a child.
+    @param lifecycle: a L{Lifecycle}.
+    @param is_warm: whether a version id should stay running when idle (a function's
+        latest), unless C{lifecycle.scale_to_zero}.
+    @param cpu: C{cpu(pid)} is the CPU seconds a process has used.
+    @param jitter: returns the factor a backoff delay is multiplied by.
     """
 
     log = Logger()
 
-    def __init__(self, launcher, load_spec, grace=10.0):
+    def __init__(
+        self,
+        clock,
+        launcher,
+        load_spec,
+        lifecycle=Lifecycle(),
+        is_warm=lambda version_id: False,
+        cpu=cpu_seconds,
+        jitter=lambda: random.uniform(0.8, 1.2),
+    ):
+        self._clock = clock
         self._launcher = launcher
         self._load_spec = load_spec
-        self._grace = grace
-        self._running = {}
-        self._starting = {}
-        self._crashed = set()
-        self._stopping = set()
+        self._lifecycle = lifecycle
+        self._is_warm = is_warm
+        self._cpu = cpu
+        self._jitter = jitter
+        self._versions = {}
+        # Children taken out of service and signalled, until they exit: child -> why.
+        self._leaving = {}
+        self._reaper = LoopingCall(self.reap)
+        self._reaper.clock = clock
+
+    def _version(self, version_id):
+        version = self._versions.get(version_id)
+        if version is None:
+            version = self._versions[version_id] = _Version(version_id)
+        return version
+
+    # What is known.
 
     def state(self, version_id):
         """
-        One of C{running}, C{starting}, C{crashed} or C{stopped}.
+        One of C{running}, C{starting}, C{suspended}, C{crashed} or C{stopped}.
         """
-        if version_id in self._running:
-            return RUNNING
-        if version_id in self._starting:
-            return STARTING
-        if version_id in self._crashed:
-            return CRASHED
-        return STOPPED
+        version = self._versions.get(version_id)
+        return version.state if version is not None else STOPPED
 
     def pid(self, version_id):
         """
         The pid of a running version, else L{None}.
         """
-        child = self._running.get(version_id)
-        return child.pid if child is not None else None
+        version = self._versions.get(version_id)
+        if version is None or version.child is None:
+            return None
+        return version.child.pid
+
+    def runtime(self, version_id):
+        """
+        The L{Runtime} of C{version_id}.
+        """
+        version = self._versions.get(version_id) or _Version(version_id)
+        return Runtime(
+            state=version.state,
+            pid=self.pid(version_id),
+            last_request=version.last_request,
+            restarts=version.restarts,
+        )
+
+    def running_count(self):
+        """
+        How many children are running or starting.
+        """
+        return sum(1 for v in self._versions.values() if v.state in (RUNNING, STARTING))
+
+    # Requests.
+
+    def lease(self, version_id):
+        """
+        Count a request as in flight on C{version_id} until the returned lease's
+        C{release()}: the reaper does not suspend a version with requests in flight.
+        """
+        version = self._version(version_id)
+        version.in_flight += 1
+        version.last_used = version.last_request = self._clock.seconds()
+        return _Lease(self, version)
+
+    def _released(self, version):
+        version.in_flight -= 1
+        version.last_used = self._clock.seconds()
+
+    def socket_for(self, version_id):
+        """
+        A Deferred firing with the socket path of version C{version_id}, starting it first
+        when it is not running.  Fails with L{StartFailed} while the version is backing off
+        after crashes, and with L{AtCapacity} when the running budget is spent on versions
+        that are all busy.
+        """
+        version = self._version(version_id)
+        if version.child is not None and version.state == RUNNING:
+            return succeed(version.child.socket_path)
+        if version.state == CRASHED and self._clock.seconds() < version.retry_at:
+            return fail(self._crash_loop(version))
+        return self._start(version, lambda: self._load_spec(version_id)).addCallback(
+            lambda child: child.socket_path
+        )
 
     def start(self, spec):
         """
@@ -61,33 +241,56 @@ class Supervisor(Service):
         L{funcplane.interfaces.IChild} once it accepts requests, or fails with
         L{StartFailed}.
         """
-        if spec.id in self._running:
-            return succeed(self._running[spec.id])
-        return self._single_flight(spec.id, lambda: succeed(spec))
+        version = self._version(spec.id)
+        if version.child is not None and version.state == RUNNING:
+            return succeed(version.child)
+        return self._start(version, lambda: succeed(spec))
 
-    def socket_for(self, version_id):
-        """
-        A Deferred firing with the socket path of version C{version_id}, starting it first
-        when it is not running.
-        """
-        child = self._running.get(version_id)
-        if child is not None:
-            return succeed(child.socket_path)
-        return self._single_flight(
-            version_id, lambda: self._load_spec(version_id)
-        ).addCallback(lambda child: child.socket_path)
+    def _crash_loop(self, version):
+        wait = max(0.0, version.retry_at - self._clock.seconds())
+        return StartFailed(
+            f"it crashed {version.crashes} times in a row and starts again in {wait:.0f} s;"
+            f" last error: {version.crash_reason or 'none printed'}",
+            reason="CrashLoop",
+        )
 
-    def _single_flight(self, version_id, get_spec):
+    def _start(self, version, get_spec):
         waiter = Deferred()
-        if version_id in self._starting:
-            self._starting[version_id].append(waiter)
+        if version.waiters is not None:
+            version.waiters.append(waiter)
             return waiter
+        try:
+            self._make_room(version)
+        except AtCapacity:
+            return fail()
+        if version.restart_call is not None and version.restart_call.active():
+            version.restart_call.cancel()
+        version.restart_call = None
         # The waiter is registered first: the start may complete synchronously.
-        self._starting[version_id] = [waiter]
+        version.waiters = [waiter]
+        version.state = STARTING
         d = get_spec()
         d.addCallback(self._launch)
-        d.addBoth(self._started, version_id)
+        d.addBoth(self._started, version)
         return waiter
+
+    def _make_room(self, version):
+        limit = self._lifecycle.max_running
+        if limit is None or self.running_count() < limit:
+            return
+        idle = [
+            v
+            for v in self._versions.values()
+            if v is not version and v.state == RUNNING and v.in_flight == 0
+        ]
+        if not idle:
+            raise AtCapacity(
+                f"{limit} versions are running (--max-running) and every one is busy;"
+                " try again shortly"
+            )
+        lukewarm = [v for v in idle if not self._warm(v.id)] or idle
+        victim = min(lukewarm, key=lambda v: v.last_used or 0.0)
+        self._take_out(victim, SUSPENDED, "to make room (--max-running)")
 
     def _launch(self, spec):
         child = self._launcher.launch(spec)
@@ -97,69 +300,219 @@ class Supervisor(Service):
             version=spec.version,
             pid=child.pid,
         )
+
         def failed(failure):
             # Answer only once the process is really gone, so a failed start leaves nothing.
-            child.stop(self._grace)
+            child.stop(self._lifecycle.grace)
             return child.when_ended().addCallback(lambda _: failure)
 
         return child.when_ready().addErrback(failed)
 
-    def _started(self, result, version_id):
-        waiters = self._starting.pop(version_id)
+    def _started(self, result, version):
+        waiters, version.waiters = version.waiters, None
         if isinstance(result, Failure):
+            if version.last_used is not None and version.state == STARTING:
+                # A version that served before failed to wake: back off as after a crash.
+                self._crashed(version, str(result.value))
+            elif version.state == STARTING:
+                # A new version that failed to start is not kept.
+                self._versions.pop(version.id, None)
             for waiter in waiters:
                 waiter.errback(result)
             return None
         child = result
-        self._running[version_id] = child
-        self._crashed.discard(version_id)
-        child.when_ended().addCallback(self._ended, child)
+        if version.state != STARTING:
+            # Stopped while it started: the stop already waits on it.
+            for waiter in waiters:
+                waiter.errback(StartFailed("the version was stopped while it started"))
+            return None
+        version.child = child
+        version.state = RUNNING
+        version.ready_at = self._clock.seconds()
+        if version.last_used is None or version.in_flight == 0:
+            version.last_used = version.ready_at
+        child.when_ended().addCallback(self._ended, version, child)
         for waiter in waiters:
             waiter.callback(child)
         return None
 
-    def _ended(self, reason, child):
-        version_id = child.spec.id
-        if self._running.get(version_id) is child:
-            del self._running[version_id]
-        if version_id in self._stopping:
-            self._stopping.discard(version_id)
+    # Endings.
+
+    def _take_out(self, version, state, why):
+        """
+        Take C{version}'s child out of service and stop it: SIGTERM, then SIGKILL after the
+        grace period.  The Deferred fires when it has exited.
+        """
+        child = version.child
+        version.child = None
+        version.state = state
+        if child is None:
+            return succeed(None)
+        self._leaving[child] = (state, why)
+        if state == SUSPENDED:
             self.log.info(
-                "stopped {function}:{version}",
+                "suspended {function}:{version} {why}",
                 function=child.spec.function,
                 version=child.spec.version,
+                why=why,
             )
+        return child.stop(self._lifecycle.grace).addCallback(lambda _: None)
+
+    def _ended(self, reason, version, child):
+        leaving = self._leaving.pop(child, None)
+        if leaving is not None:
+            state, why = leaving
+            if state == STOPPED:
+                self.log.info(
+                    "stopped {function}:{version}",
+                    function=child.spec.function,
+                    version=child.spec.version,
+                )
             return
-        self._crashed.add(version_id)
+        if version.child is not child:
+            return
+        version.child = None
+        version.restarts += 1
+        stderr = "\n".join(child.stderr_tail())
         self.log.warn(
-            "{function}:{version} exited unexpectedly ({reason}); it starts again on its"
-            " next request. Last stderr: {stderr}",
+            "{function}:{version} exited unexpectedly ({reason}). Last stderr: {stderr}",
             function=child.spec.function,
             version=child.spec.version,
             reason=str(reason),
-            stderr="\n".join(child.stderr_tail()),
+            stderr=stderr,
         )
+        self._crashed(version, stderr)
+
+    def _crashed(self, version, reason):
+        """
+        Back off before C{version} starts again, and restart it then if it is warm.
+        """
+        now = self._clock.seconds()
+        lived = now - version.ready_at
+        version.crashes = version.crashes + 1 if lived < self._lifecycle.stable else 1
+        if version.crashes == 1:
+            delay = 0.0
+        else:
+            life = self._lifecycle
+            delay = min(life.backoff_initial * 2 ** (version.crashes - 2), life.backoff_max)
+            delay *= self._jitter()
+        version.state = CRASHED
+        version.retry_at = now + delay
+        version.crash_reason = reason.strip().splitlines()[-1] if reason.strip() else ""
+        if self._warm(version.id) and self.running:
+            version.restart_call = self._clock.callLater(delay, self._restart, version)
+
+    def _restart(self, version):
+        version.restart_call = None
+        if version.state != CRASHED or not self._warm(version.id):
+            return
+        self.socket_for(version.id).addErrback(
+            lambda f: self.log.info(
+                "restarting version {version_id} failed: {error}",
+                version_id=version.id,
+                error=f.getErrorMessage(),
+            )
+        )
+
+    def _warm(self, version_id):
+        return not self._lifecycle.scale_to_zero and self._is_warm(version_id)
+
+    # Housekeeping.
+
+    def reap(self):
+        """
+        Suspend every running version that has served nothing for the idle timeout and has
+        no request in flight (warm versions only with scale-to-zero).
+        """
+        now = self._clock.seconds()
+        timeout = self._lifecycle.idle_timeout
+        for version in list(self._versions.values()):
+            if (
+                version.state == RUNNING
+                and version.in_flight == 0
+                and now - (version.last_used or 0.0) >= timeout
+                and not self._warm(version.id)
+            ):
+                self._take_out(version, SUSPENDED, "due to inactivity")
+
+    def request_timed_out(self, version_id):
+        """
+        A request to C{version_id} ran past the request timeout: watch its child's CPU for a
+        moment, and kill it if it is spinning (a handler in an endless loop never yields,
+        so every request to it would time out).
+        """
+        version = self._versions.get(version_id)
+        if version is None or version.child is None or version.checking:
+            return
+        child = version.child
+        try:
+            before = self._cpu(child.pid)
+        except (OSError, TypeError):
+            return
+        version.checking = True
+        sample = self._lifecycle.wedge_sample
+        self._clock.callLater(sample, self._check_wedged, version, child, before, sample)
+
+    def _check_wedged(self, version, child, before, sample):
+        version.checking = False
+        if version.child is not child:
+            return
+        try:
+            share = (self._cpu(child.pid) - before) / sample
+        except (OSError, TypeError):
+            return
+        if share < self._lifecycle.wedge_cpu:
+            return
+        self.log.warn(
+            "killed {function}:{version}: a request ran past the request timeout while it"
+            " used {percent:.0f}% of a CPU; it starts again on its next request",
+            function=child.spec.function,
+            version=child.spec.version,
+            percent=share * 100,
+        )
+        version.restarts += 1
+        version.child = None
+        version.state = STOPPED
+        self._leaving[child] = (STOPPED, "wedged")
+        child.signal(signal.SIGKILL)
+        if self._warm(version.id) and self.running:
+            self.socket_for(version.id).addErrback(lambda f: None)
 
     def stop(self, version_id):
         """
         Stop version C{version_id}'s child, if it has one (waiting for a start in progress
         to finish first).  The Deferred fires once the process is gone.
         """
-        self._crashed.discard(version_id)
-        if version_id in self._starting:
-            waiting = Deferred()
-            self._starting[version_id].append(waiting)
-            return waiting.addBoth(lambda _: self.stop(version_id))
-        child = self._running.get(version_id)
-        if child is None:
+        version = self._versions.get(version_id)
+        if version is None:
             return succeed(None)
-        self._stopping.add(version_id)
-        return child.stop(self._grace).addCallback(lambda _: None)
+        if version.restart_call is not None and version.restart_call.active():
+            version.restart_call.cancel()
+        version.restart_call = None
+        if version.waiters is not None:
+            waiting = Deferred()
+            version.waiters.append(waiting)
+            return waiting.addBoth(lambda _: self.stop(version_id))
+        leaving = [c.when_ended() for c, _ in self._leaving.items() if c.spec.id == version_id]
+        done = self._take_out(version, STOPPED, "on request")
+        return DeferredList([done] + leaving, consumeErrors=True).addCallback(lambda _: None)
+
+    def forget(self, version_id):
+        """
+        Stop C{version_id} and drop what is known of it (it was deleted).
+        """
+        return self.stop(version_id).addCallback(lambda _: self._versions.pop(version_id, None))
+
+    def startService(self):
+        super().startService()
+        self._reaper.start(self._lifecycle.reap_interval, now=False)
 
     def stopService(self):
         """
         Stop every child; fires once they have all exited.
         """
-        Service.stopService(self)
-        ids = set(self._running) | set(self._starting)
-        return DeferredList([self.stop(i) for i in ids], consumeErrors=True)
+        super().stopService()
+        if self._reaper.running:
+            self._reaper.stop()
+        stops = [self.stop(version_id) for version_id in list(self._versions)]
+        return DeferredList(stops, consumeErrors=True)

@@ -1,0 +1,142 @@
+"""
+What the functions print: each version's last lines of C{console.log} output and uncaught
+errors, kept in memory, and followers that hear each new line as it comes.
+
+workerd runs with structured logging: every line it prints is a JSON object with a level
+and a message. L{parse_workerd_line} turns one into what a user wants to read, or drops it
+when it only repeats another line with workerd's internals.
+"""
+
+import collections
+import json
+
+import attrs
+
+LINES_PER_VERSION = 1000
+_CONSOLE = "console.log(); message() = "
+_UNCAUGHT = "uncaught exception; source = "
+_REPEATS = ("uncaught exception; exception = ", "Uncaught exception: workerd/")
+_SERVICE = "service main: "
+
+
+def _render(value):
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def parse_workerd_line(line):
+    """
+    C{(level, message)} for one line workerd printed, or L{None} for a line not worth
+    keeping.  Lines that are not JSON are kept as they are, at level C{info}.
+    """
+    if not line.startswith("{"):
+        return ("info", line.removeprefix(_SERVICE)) if line.strip() else None
+    try:
+        event = json.loads(line)
+        message = str(event["message"])
+        level = str(event.get("level", "info"))
+    except (ValueError, KeyError, TypeError):
+        return ("info", line)
+    if message.startswith(_CONSOLE):
+        arguments = message[len(_CONSOLE):]
+        try:
+            values = json.loads(arguments)
+            text = " ".join(_render(v) for v in values) if isinstance(values, list) else arguments
+        except ValueError:
+            text = arguments
+        return ("log", text)
+    if message.startswith(_UNCAUGHT):
+        return ("error", message.partition("; stack = ")[2] or message)
+    if message.startswith(_REPEATS):
+        return None
+    if message.startswith(_SERVICE):
+        message = message[len(_SERVICE):]
+    return (level, message)
+
+
+@attrs.frozen
+class LogEntry:
+    """
+    One line a function printed.
+
+    @ivar seq: increases with every line funcplane keeps, across all versions.
+    @ivar time: when funcplane read it (POSIX seconds).
+    @ivar level: C{log} for console output, C{error} for an uncaught error, else
+        workerd's own level (C{info}, C{warning}, C{error}).
+    """
+
+    seq: int
+    time: float
+    function: str
+    version: str
+    version_id: str
+    level: str
+    message: str
+
+
+class LogBook:
+    """
+    The last lines of every version, and the followers of some versions.
+
+    @param clock: an C{IReactorTime}, to time lines.
+    """
+
+    def __init__(self, clock, per_version=LINES_PER_VERSION):
+        self._clock = clock
+        self._per_version = per_version
+        self._lines = {}
+        self._followers = []
+        self._seq = 0
+
+    def add(self, spec, level, message):
+        """
+        Keep a line version C{spec} printed and tell its followers.
+        """
+        self._seq += 1
+        entry = LogEntry(
+            seq=self._seq,
+            time=self._clock.seconds(),
+            function=spec.function,
+            version=spec.version,
+            version_id=spec.id,
+            level=level,
+            message=message,
+        )
+        lines = self._lines.get(spec.id)
+        if lines is None:
+            lines = self._lines[spec.id] = collections.deque(maxlen=self._per_version)
+        lines.append(entry)
+        for version_ids, callback in list(self._followers):
+            if spec.id in version_ids:
+                callback(entry)
+        return entry
+
+    def lines(self, version_ids, limit=None):
+        """
+        The kept lines of C{version_ids}, oldest first; the last C{limit} of them if given.
+        """
+        found = [e for version_id in version_ids for e in self._lines.get(version_id, ())]
+        found.sort(key=lambda e: e.seq)
+        return found[-limit:] if limit else found
+
+    def follow(self, version_ids, callback):
+        """
+        Call C{callback(entry)} for every new line of C{version_ids}; returns a callable that
+        stops it.
+        """
+        follower = (frozenset(version_ids), callback)
+        self._followers.append(follower)
+
+        def unfollow():
+            if follower in self._followers:
+                self._followers.remove(follower)
+
+        return unfollow
+
+    def followers(self):
+        return len(self._followers)
+
+    def forget(self, version_id):
+        """
+        Drop the lines of a deleted version.
+        """
+        self._lines.pop(version_id, None)
