@@ -118,13 +118,7 @@ class FuncplaneService(MultiService):
     def startService(self):
         super().startService()
         d = Deferred.fromCoroutine(self._start())
-        d.addCallbacks(self.ready.callback, self._start_failed)
-
-    def _start_failed(self, failure):
-        self.log.failure("funcplane could not start", failure)
-        self.ready.errback(failure)
-        if self._reactor.running:
-            self._reactor.stop()
+        d.addCallbacks(self.ready.callback, self.ready.errback)
 
     async def _start(self):
         settings = self.settings

@@ -5,13 +5,15 @@ C{twistd funcplane}: command-line options and the service they build.
 import ipaddress
 import os
 
+from twisted.logger import Logger
 from twisted.python import usage
 
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
-from funcplane.service import RUN_DIR, FuncplaneService, Settings
+from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings
 
 # Linux's sun_path holds 107 bytes and a NUL; socket names are 32 hex digits and ".sock".
 _MAX_SOCKET_PATH = 107
+log = Logger()
 _SOCKET_NAME_LENGTH = 32 + len(".sock")
 
 
@@ -137,4 +139,19 @@ def makeService(options):
     """
     from twisted.internet import reactor
 
-    return FuncplaneService(reactor, settings_from(options))
+    service = FuncplaneService(reactor, settings_from(options))
+    service.ready.addErrback(_could_not_start, reactor)
+    return service
+
+
+def _could_not_start(failure, reactor):
+    """
+    Say why funcplane could not start (without a traceback when the reason is one an
+    operator can act on), and exit.
+    """
+    if failure.check(DataDirInUse):
+        log.error("funcplane could not start: {reason}", reason=str(failure.value))
+    else:
+        log.failure("funcplane could not start", failure)
+    if reactor.running:
+        reactor.stop()

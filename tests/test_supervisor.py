@@ -429,3 +429,55 @@ class WedgeTests(SupervisorCase):
         self.clock.advance(0.5)
         self.assertEqual(child.signals, [])
         self.assertEqual(self.supervisor.state("a"), RUNNING)
+
+
+class ProcessReactorTests(SynchronousTestCase):
+    """
+    The supervisor driving the real launcher and children on a fake process reactor.
+    """
+
+    def setUp(self):
+        import os
+        import tempfile
+
+        from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
+        from funcplane.runtime.egress import EgressPolicy
+        from funcplane.runtime.process import CONTROL_FD, WorkerdLauncher
+        from tests.fakes import FakeProcessReactor
+        from tests.test_config import SCHEMA
+
+        self.reactor = FakeProcessReactor()
+        run_dir = tempfile.mkdtemp()
+        self.addCleanup(lambda: [os.unlink(os.path.join(run_dir, f)) for f in os.listdir(run_dir)])
+        launcher = WorkerdLauncher(
+            self.reactor, "/opt/workerd", run_dir, ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
+        )
+        self.supervisor = Supervisor(
+            self.reactor, launcher, lambda version_id: succeed(spec(version_id=version_id)),
+            Lifecycle(idle_timeout=60, grace=10),
+        )
+        self.supervisor.startService()
+        self.ready = lambda spawned: spawned["protocol"].childDataReceived(
+            CONTROL_FD, b'{"event":"listen","socket":"http","port":0}\n'
+        )
+
+    def test_suspension_escalates(self):
+        """
+        An idle child is sent SIGTERM when it is suspended, and SIGKILL if it is still
+        there after the grace period; a request meanwhile starts a new process.
+        """
+        d = self.supervisor.socket_for("a")
+        first = self.reactor.spawned[0]
+        self.ready(first)
+        first_socket = self.successResultOf(d)
+        self.reactor.advance(60)
+        self.assertEqual(first["transport"].signals, [signal.SIGTERM])
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+        d = self.supervisor.socket_for("a")
+        self.assertEqual(len(self.reactor.spawned), 2)
+        self.ready(self.reactor.spawned[1])
+        self.assertNotEqual(self.successResultOf(d), first_socket)
+        self.reactor.advance(10)
+        self.assertEqual(first["transport"].signals, [signal.SIGTERM, signal.SIGKILL])
+        first["transport"].exit(ProcessTerminated(signal=9))
+        self.assertEqual(self.supervisor.state("a"), RUNNING)

@@ -111,3 +111,31 @@ class OptionsTests(SynchronousTestCase):
         self.assertIsInstance(service, FuncplaneService)
         self.assertFalse(service.running)
         self.assertFalse(os.path.exists(data_dir))
+
+
+class CouldNotStartTests(SynchronousTestCase):
+    def test_reason_logged_and_reactor_stopped(self):
+        """
+        A start that fails for a reason the operator can act on is logged as one line (no
+        traceback) and twistd exits.
+        """
+        from twisted.logger import capturedLogs, formatEvent
+        from twisted.python.failure import Failure
+
+        from funcplane.service import DataDirInUse
+
+        class Reactor:
+            running = True
+            stopped = False
+
+            def stop(self):
+                self.stopped = True
+
+        reactor = Reactor()
+        with capturedLogs() as events:
+            tap._could_not_start(Failure(DataDirInUse("another funcplane (pid 7) is using /d")), reactor)
+        self.assertEqual(
+            [formatEvent(e) for e in events], ["funcplane could not start: another funcplane (pid 7) is using /d"]
+        )
+        self.assertNotIn("log_failure", events[0])
+        self.assertTrue(reactor.stopped)

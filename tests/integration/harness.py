@@ -5,6 +5,7 @@ Starting and stopping a real funcplane for integration tests, and talking to it.
 import json
 import os
 import shutil
+import socket
 import tempfile
 
 import treq
@@ -19,6 +20,15 @@ from funcplane.service import RUN_DIR, FuncplaneService, Settings
 
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def free_port():
+    """
+    A TCP port on 127.0.0.1 that nothing listens on right now.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def processes_in(directory):

@@ -1,0 +1,222 @@
+"""
+The lives of real workerd children: suspension and wake-up, crashes, wedged handlers,
+changes under load, unclean exits, logs.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import treq
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.internet.task import deferLater
+from twisted.trial.unittest import TestCase
+from twisted.web.client import Agent, HTTPConnectionPool
+
+from funcplane.runtime.locate import find_workerd
+from funcplane.service import DataDirInUse
+from tests.integration.harness import TOKEN, Funcplane, free_port, processes_in, raw_connection
+
+V1 = 'export default { fetch() { return new Response("v1") } }'
+V2 = 'export default { fetch() { return new Response("v2") } }'
+SPIN = 'export default { fetch(request) { if (new URL(request.url).pathname == "/spin") { while (true) {} } return new Response("ok") } }'
+CHATTY = """export default { fetch(request) {
+  console.log("handling", new URL(request.url).pathname);
+  if (new URL(request.url).pathname == "/fail") throw new Error("it broke");
+  return new Response("logged");
+} }"""
+
+
+async def sleep(seconds):
+    await deferLater(reactor, seconds, lambda: None)
+
+
+async def eventually(check, seconds=5.0):
+    """
+    Wait until C{check()} is true, polling; fail after C{seconds}.
+    """
+    waited = 0.0
+    while not check():
+        if waited >= seconds:
+            raise AssertionError(f"not true after {seconds} s")
+        await sleep(0.05)
+        waited += 0.05
+
+
+class LifecycleTests(TestCase):
+    timeout = 60
+
+    async def version_state(self, fp, function, version):
+        code, body = await fp.api("GET", f"/api/functions/{function}")
+        return next(v for v in body["function"]["versions"] if v["name"] == version)
+
+    async def test_suspend_and_wake(self):
+        """
+        A version idle for the idle timeout has no process and reads suspended; its next
+        request wakes it and gets its answer. The latest version stays running.
+        """
+        fp = await Funcplane(self, idle_timeout=0.5).start()
+        await fp.deploy("hello", V1, version="v1")
+        await fp.deploy("hello", V2, version="v2")
+        self.assertEqual(len(processes_in(fp.run_dir)), 2)
+        await eventually(lambda: len(processes_in(fp.run_dir)) == 1)
+        v1 = await self.version_state(fp, "hello", "v1")
+        self.assertEqual((v1["state"], v1["pid"]), ("suspended", None))
+        self.assertEqual((await self.version_state(fp, "hello", "v2"))["state"], "running")
+        answers = await gatherResults(
+            [Deferred.fromCoroutine(fp.get("v1.hello.func.local")) for _ in range(5)]
+        )
+        self.assertEqual(answers, [(200, "v1")] * 5)
+        v1 = await self.version_state(fp, "hello", "v1")
+        self.assertEqual(v1["state"], "running")
+        self.assertIsNotNone(v1["lastRequestAt"])
+        self.assertEqual(len(processes_in(fp.run_dir)), 2)
+
+    async def test_scale_to_zero(self):
+        fp = await Funcplane(self, idle_timeout=0.3, scale_to_zero=True).start()
+        await fp.deploy("hello", V1, version="v1")
+        await eventually(lambda: processes_in(fp.run_dir) == [])
+        self.assertEqual(await fp.get("hello.func.local"), (200, "v1"))
+
+    async def test_killed_child(self):
+        """
+        After kill -9 of a child the next request is answered: a warm version has already
+        been restarted, a cold one starts on the request.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("hello", V1, version="v1")
+        await fp.deploy("hello", V2, version="v2")
+        for host, body in [("v1.hello.func.local", "v1"), ("hello.func.local", "v2")]:
+            before = set(processes_in(fp.run_dir))
+            pid = (await self.version_state(fp, "hello", body))["pid"]
+            os.kill(pid, signal.SIGKILL)
+            await eventually(lambda: pid not in processes_in(fp.run_dir))
+            self.assertEqual(await fp.get(host), (200, body))
+            state = await self.version_state(fp, "hello", body)
+            self.assertEqual((state["state"], state["restarts"]), ("running", 1))
+            self.assertNotIn(state["pid"], before)
+
+    async def test_wedged_function(self):
+        """
+        A handler that never returns gets 504 after the request timeout, while another
+        function keeps answering; its child is killed and replaced.
+        """
+        fp = await Funcplane(self, request_timeout=1.0).start()
+        await fp.deploy("spin", SPIN)
+        await fp.deploy("other", V1)
+        pid = (await self.version_state(fp, "spin", (await fp.api("GET", "/api/functions/spin"))[1]["function"]["latest"]))["pid"]
+        spinning = Deferred.fromCoroutine(fp.request("GET", "/spin", host="spin.func.local"))
+        for _ in range(3):
+            await sleep(0.2)
+            self.assertEqual(await fp.get("other.func.local"), (200, "v1"))
+        code, body = await spinning
+        self.assertEqual((code, body), (504, b"the function did not answer within 1 seconds\n"))
+        await eventually(lambda: pid not in processes_in(fp.run_dir))
+        self.assertEqual(await fp.get("spin.func.local"), (200, "ok"))
+
+    async def test_no_request_lost_under_change(self):
+        """
+        Under continuous load, deploying, rolling back and moving an alias fail no request,
+        and every answer is complete, from the old version or the new.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("hello", V1, version="v1", alias="test")
+        pool = HTTPConnectionPool(reactor, persistent=True)
+        self.addCleanup(pool.closeCachedConnections)
+        client = treq.client.HTTPClient(Agent(reactor, pool=pool))
+        results = []
+        running = [True]
+
+        async def load(host):
+            while running[0]:
+                try:
+                    response = await client.get(f"http://127.0.0.1:{fp.port}/", headers={"Host": host})
+                    results.append((response.code, await response.text()))
+                except Exception as e:  # noqa: BLE001 - any failure is what is counted
+                    results.append((0, repr(e)))
+
+        loads = [load(host) for host in ["hello.func.local", "test.hello.func.local"] * 4]
+        done = gatherResults([Deferred.fromCoroutine(c) for c in loads])
+        await sleep(0.3)
+        await fp.deploy("hello", V2, version="v2")
+        await sleep(0.3)
+        await fp.api("PUT", "/api/functions/hello/aliases/test", {"version": "v2"})
+        await sleep(0.3)
+        await fp.api("POST", "/api/rollback/hello", {"version": "v1"})
+        await sleep(0.3)
+        await fp.api("PUT", "/api/functions/hello/aliases/test", {"version": "v1"})
+        await sleep(0.3)
+        running[0] = False
+        await done
+        bad = [r for r in results if r not in [(200, "v1"), (200, "v2")]]
+        self.assertEqual(bad, [])
+        self.assertGreater(len(results), 100)
+        self.assertEqual({body for _, body in results}, {"v1", "v2"})
+
+    async def test_logs(self):
+        """
+        console.log output and uncaught errors are kept per version and can be followed
+        live.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("chatty", CHATTY, version="v1")
+        self.assertEqual(await fp.get("chatty.func.local", "/first"), (200, "logged"))
+        self.assertEqual((await fp.get("chatty.func.local", "/fail"))[0], 500)
+        await eventually(lambda: len(fp.service.logbook.lines(fp.service.logbook._lines.keys())) >= 3)
+        code, body = await fp.api("GET", "/api/functions/chatty/logs")
+        lines = [(line["level"], line["message"]) for line in body["lines"]]
+        self.assertEqual(lines[0], ("log", "handling /first"))
+        self.assertEqual(lines[1], ("log", "handling /fail"))
+        self.assertTrue(any(level == "error" and "it broke" in message for level, message in lines), lines)
+        follower = await raw_connection(self, fp.port)
+        follower.transport.write(
+            b"GET /api/functions/chatty/logs?follow=true&limit=1 HTTP/1.1\r\nHost: admin\r\n"
+            b"Authorization: Bearer " + TOKEN.encode() + b"\r\n\r\n"
+        )
+        await follower.wait_for(b"text/event-stream")
+        await fp.get("chatty.func.local", "/live")
+        received = await follower.wait_for(b"handling /live")
+        self.assertIn(b"event: log", received)
+
+    async def test_data_dir_taken(self):
+        fp = await Funcplane(self).start()
+        second = Funcplane(self, data_dir=fp.data_dir)
+        error = await self.assertFailure(Deferred.fromCoroutine(second.start()), DataDirInUse)
+        self.assertIn("another funcplane", str(error))
+
+    async def test_unclean_exit(self):
+        """
+        When funcplane is killed outright its children die with it, and the next start on
+        the same data directory finds no stale socket or process.
+        """
+        data_dir = os.path.join(tempfile.mkdtemp(prefix="fp"), "d")
+        port = free_port()
+        env = dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN)
+        twistd = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=", "funcplane",
+             "--port", f"tcp:{port}:interface=127.0.0.1",
+             "--data-dir", data_dir, "--workerd", find_workerd()],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.addCleanup(lambda: twistd.poll() is None and twistd.kill())
+        fp = Funcplane(self, data_dir=data_dir)
+        fp.port = port
+        for _ in range(100):
+            try:
+                await fp.api("GET", "/api/functions")
+                break
+            except Exception:  # noqa: BLE001 - not listening yet
+                await sleep(0.1)
+        await fp.deploy("hello", V1, version="v1")
+        run_dir = os.path.join(data_dir, "run")
+        self.assertEqual(len(processes_in(run_dir)), 1)
+        twistd.send_signal(signal.SIGKILL)
+        twistd.wait()
+        await eventually(lambda: processes_in(run_dir) == [])
+        again = await Funcplane(self, data_dir=data_dir).start()
+        self.assertEqual(await again.get("hello.func.local"), (200, "v1"))
+        self.assertEqual(len(os.listdir(run_dir)), 1)
