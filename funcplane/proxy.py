@@ -27,6 +27,7 @@ from httptools import (
     HttpParserUpgrade,
     HttpRequestParser,
 )
+from twisted.internet.error import ConnectError
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -53,21 +54,38 @@ SET_BY_PROXY = frozenset([b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarde
 # Each hop frames the body itself; 100-continue is answered by funcplane.
 NOT_FORWARDED = SET_BY_PROXY | frozenset([b"content-length", b"expect"])
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A child's socket refusing a connection is retried this often, this far apart.
+CONNECT_ATTEMPTS = 5
+# Requests that may be sent again when a child failed before answering (RFC 9110 9.2.2).
+IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
+CONNECT_RETRY_SECONDS = 0.02
 LAST_CHUNK = b"0\r\n\r\n"
 
 
 @attrs.frozen
 class ProxyLimits:
     """
-    What one client connection may make funcplane hold.
+    What one client connection may make funcplane hold, and for how long.
 
-    @ivar head_bytes: the request line and headers of one request.
+    @ivar head_bytes: the request line and headers of one request (past it: 431).
+    @ivar target_bytes: the request target (past it: 414).
+    @ivar body_bytes: one request body, whether its length is declared or it is chunked
+        (past it: 413, before the body is read).
+    @ivar response_head_bytes: a function's status line and headers (past it: 502).
+    @ivar head_seconds: from a request's first byte (or the connection's opening) to the
+        end of its headers (past it: 408 and the connection closes).
+    @ivar idle_seconds: a kept-alive connection waiting for its next request is closed.
     @ivar pipeline: requests read ahead of the one being answered.
     @ivar buffered: request body bytes held while they cannot be sent on (the child is
         starting, or the request waits behind another); beyond it, reading pauses.
     """
 
-    head_bytes: int = 64 * 1024
+    head_bytes: int = 32 * 1024
+    target_bytes: int = 8 * 1024
+    body_bytes: int = 100 * 1024 * 1024
+    response_head_bytes: int = 64 * 1024
+    head_seconds: float = 10.0
+    idle_seconds: float = 60.0
     pipeline: int = 16
     buffered: int = 64 * 1024
 
@@ -106,6 +124,16 @@ class _HandOff(Exception):
     """
     Raised inside the parser: this connection belongs to the admin API.
     """
+
+
+class _Refuse(Exception):
+    """
+    Raised inside the parser: answer the request being read with C{status} and close.
+    """
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
 
 
 class _Gate:
@@ -207,10 +235,39 @@ class ProxyChannel(Protocol):
         self.gate = None
         self.writes_paused = False
         self.secure = False
+        self._timer = None
 
     def connectionMade(self):
         self.gate = _Gate(self.transport)
         self.secure = ISSLTransport.providedBy(self.transport)
+        self._wait(self._limits.head_seconds, self._head_too_slow)
+
+    # Deadlines: for a request's headers, and for the next request on an idle connection.
+
+    def _wait(self, seconds, then=None):
+        """
+        Call C{then} in C{seconds} unless called again first (L{None}: stop waiting).
+        """
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        if seconds is not None:
+            self._timer = self._factory.clock.callLater(seconds, then)
+
+    def _head_too_slow(self):
+        self._timer = None
+        if self._parsing is None and self._held in ([], None) and not self._queue:
+            # Nothing of a request arrived: just close.
+            self._reading = False
+            self.transport.loseConnection()
+            return
+        self._reject(408, "the request headers took too long")
+
+    def _idle_too_long(self):
+        self._timer = None
+        if not self._queue and self._parsing is None:
+            self._reading = False
+            self.transport.loseConnection()
 
     # Receiving.
 
@@ -230,6 +287,9 @@ class ProxyChannel(Protocol):
             if isinstance(e.__context__, _HandOff):
                 self._hand_off()
                 return
+            if isinstance(e.__context__, _Refuse):
+                self._reject(e.__context__.status, str(e.__context__))
+                return
             raise
         except HttpParserUpgrade:
             # funcplane does not relay protocol switches (WebSocket) yet: the request is
@@ -246,20 +306,31 @@ class ProxyChannel(Protocol):
 
     def on_message_begin(self):
         self._parsing = _Exchange(self, self._factory) if self._reading else None
+        self._wait(self._limits.head_seconds, self._head_too_slow)
 
     def on_url(self, url):
         if self._parsing is not None:
             self._parsing.url += url
+            if len(self._parsing.url) > self._limits.target_bytes:
+                raise _Refuse(414, "the request target is too long")
+            self._count_head(len(url))
 
     def on_header(self, name, value):
         if self._parsing is not None and self._parsing.method is None:
             self._parsing.headers.append((name, value))
+            self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size):
+        self._parsing.head_size += size
+        if self._parsing.head_size > self._limits.head_bytes:
+            raise _Refuse(431, "the request line and headers are too large")
 
     def on_headers_complete(self):
         exchange = self._parsing
         if exchange is None:
             return
         self._head_bytes = 0
+        self._wait(None)
         parser = self._parser
         exchange.request_head(
             parser.get_method(), parser.get_http_version() == "1.1", parser.should_keep_alive()
@@ -271,8 +342,12 @@ class ProxyChannel(Protocol):
         self._enqueue(exchange)
 
     def on_body(self, body):
-        if self._parsing is not None:
-            self._parsing.request_body(body)
+        exchange = self._parsing
+        if exchange is not None:
+            exchange.received += len(body)
+            if exchange.received > self._limits.body_bytes:
+                raise _Refuse(413, f"the request body is over {self._limits.body_bytes} bytes")
+            exchange.request_body(body)
 
     def on_message_complete(self):
         exchange, self._parsing = self._parsing, None
@@ -320,6 +395,7 @@ class ProxyChannel(Protocol):
             self.transport.registerProducer(self, True)
 
     def _hand_off(self):
+        self._wait(None)
         self._parser = None
         self._parsing = None
         data, self._held = b"".join(self._held), None
@@ -352,6 +428,8 @@ class ProxyChannel(Protocol):
         self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
         if self._queue:
             self._queue[0].start()
+        elif self._parsing is None:
+            self._wait(self._limits.idle_seconds, self._idle_too_long)
 
     def abort(self):
         """
@@ -362,6 +440,7 @@ class ProxyChannel(Protocol):
         self.transport.abortConnection()
 
     def _close(self):
+        self._wait(None)
         self._reading = False
         self._parser = None
         queue, self._queue = self._queue, deque()
@@ -370,6 +449,7 @@ class ProxyChannel(Protocol):
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
+        self._wait(None)
         if self._admin is not None:
             self._admin.connectionLost(reason)
             return
@@ -417,6 +497,8 @@ class _Exchange:
         self.host = None
         self.body = None
         self.queued = False
+        self.head_size = 0
+        self.received = 0
         self.request_done = False
         self.close_after = False
         self._expect_continue = False
@@ -430,11 +512,11 @@ class _Exchange:
         self._chunked_response = False
         self._complete = False
         self._gone = False
-        self._retried = False
         self._version_id = None
         self._lease = None
         self._timer = None
         self._abandoned = False
+        self._connect_attempts = 0
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
@@ -454,6 +536,7 @@ class _Exchange:
             self.body = CHUNKED
         elif lengths:
             self.body = int(lengths[0])
+        limit = self._factory.limits.body_bytes
         self._expect_continue = http11 and any(
             value.lower() == b"100-continue" for value in self._values(b"expect")
         )
@@ -463,6 +546,8 @@ class _Exchange:
             self.answer_with(400, "the request target must be a path, such as /index.html")
         elif encodings and [v.strip().lower() for v in encodings] != [b"chunked"]:
             self.answer_with(501, "only the chunked transfer coding is supported")
+        elif self.body is not CHUNKED and self.body is not None and self.body > limit:
+            self.answer_with(413, f"the request body is over {limit} bytes", close=True)
 
     def for_admin(self, routes):
         """
@@ -544,6 +629,7 @@ class _Exchange:
         self._connect()
 
     def _connect(self):
+        self._waiting = None
         factory = self._factory
         d = factory.supervisor.socket_for(self._version_id)
         d.addCallback(factory.pool.acquire)
@@ -595,6 +681,12 @@ class _Exchange:
     def _not_connected(self, failure):
         self._waiting = None
         if self._gone or self._complete or self._abandoned:
+            return
+        if failure.check(ConnectError) and self._connect_attempts < CONNECT_ATTEMPTS:
+            # The child just died and funcplane has not heard yet (its exit is reported a
+            # moment later): nothing was sent, so try again once it has.
+            self._connect_attempts += 1
+            self._waiting = self._factory.clock.callLater(CONNECT_RETRY_SECONDS, self._connect)
             return
         if failure.check(NoSuchVersion):
             status, message = 404, str(failure.value)
@@ -652,14 +744,21 @@ class _Exchange:
             self._channel.write(LAST_CHUNK)
         self._finish()
 
-    def upstream_failed(self, reason, retryable):
+    def upstream_failed(self, reason, unanswered):
         self._detach()
         if self._gone or self._complete:
             return
-        if retryable and self.body is None and not self._retried:
-            # A kept-alive connection the child had just closed: try once on a new one.
-            self._retried = True
-            self._connect()
+        if (
+            unanswered
+            and self.body is None
+            and self.method in IDEMPOTENT
+            and self._connect_attempts < CONNECT_ATTEMPTS
+        ):
+            # A kept-alive connection the child closed as it was reused, or a child that
+            # died as the request came: nothing was answered, so send it again, once
+            # funcplane has heard of the death.
+            self._connect_attempts += 1
+            self._waiting = self._factory.clock.callLater(CONNECT_RETRY_SECONDS, self._connect)
             return
         if self._responded:
             self.log.info(

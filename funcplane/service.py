@@ -16,7 +16,7 @@ from funcplane.api import AdminAPI
 from funcplane.auth import TokenChecker, TokenSource
 from funcplane.parse import Limits
 from funcplane.platform import Platform
-from funcplane.proxy import ProxyFactory
+from funcplane.proxy import ProxyFactory, ProxyLimits
 from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
@@ -50,6 +50,7 @@ class Settings:
     scale_to_zero: bool = False
     max_running: int | None = None
     request_timeout: float = 60.0
+    proxy_limits: ProxyLimits = ProxyLimits()
     compatibility_date: str = "2026-11-01"
     limits: Limits = Limits()
 
@@ -170,7 +171,9 @@ class FuncplaneService(MultiService):
             self._reactor, self.store, self.supervisor, self.routes, logbook=self.logbook
         )
         all_routes = await self.platform.load_routes()
-        self._pool = UpstreamPool(self._reactor)
+        self._pool = UpstreamPool(
+            self._reactor, response_head_bytes=settings.proxy_limits.response_head_bytes
+        )
         admin = AdminAPI(
             self.platform,
             checker,
@@ -186,6 +189,7 @@ class FuncplaneService(MultiService):
             self._pool,
             admin_site(self.routes, admin.resource()),
             self._reactor,
+            settings.proxy_limits,
             request_timeout=settings.request_timeout,
         )
         self.port = await serverFromString(self._reactor, settings.listen).listen(listener)

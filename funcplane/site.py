@@ -6,6 +6,9 @@ connections to that are not for function hosts.
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+# An admin connection that sends nothing for this long is closed.
+ADMIN_IDLE_SECONDS = 60
+
 
 class AdminRoot(Resource):
     """
@@ -37,6 +40,6 @@ def admin_site(routes, admin):
     """
     The Site serving C{admin} (a resource) for every host but the functions'.
     """
-    site = Site(AdminRoot(routes, admin))
+    site = Site(AdminRoot(routes, admin), timeout=ADMIN_IDLE_SECONDS)
     site.displayTracebacks = False
     return site

@@ -8,6 +8,7 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
+from funcplane.proxy import ProxyLimits
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
 from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings
 
@@ -55,6 +56,12 @@ class Options(usage.Options):
         ["idle-timeout", None, "300", "Seconds without requests after which a version is suspended (its process stopped); its next request wakes it."],
         ["max-running", None, None, "The most workerd processes alive at once; the least recently used idle version is suspended to make room (default: no limit)."],
         ["request-timeout", None, "60", "Seconds a function may take to begin its response, and then each next piece of it; past that the client gets 504."],
+        ["max-header-bytes", None, "32768", "Largest request line and headers of a function request (431 beyond)."],
+        ["max-url-bytes", None, "8192", "Longest request target of a function request (414 beyond)."],
+        ["max-body-bytes", None, "104857600", "Largest function request body, declared or chunked (413 beyond, before it is read)."],
+        ["max-response-header-bytes", None, "65536", "Largest status line and headers a function may answer with (502 beyond)."],
+        ["header-timeout", None, "10", "Seconds a client has to send a request's headers, from its first byte (408 beyond)."],
+        ["keep-alive-timeout", None, "60", "Seconds an idle kept-alive client connection is kept open."],
     ]
     optFlags = [
         ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
@@ -90,6 +97,12 @@ class Options(usage.Options):
         self["stop-grace"] = self._positive("stop-grace")
         self["idle-timeout"] = self._positive("idle-timeout")
         self["request-timeout"] = self._positive("request-timeout")
+        for name in ["max-header-bytes", "max-url-bytes", "max-body-bytes", "max-response-header-bytes"]:
+            if not str(self[name]).isdigit() or int(self[name]) < 1:
+                raise usage.UsageError(f"--{name} must be a whole number of bytes, at least 1")
+            self[name] = int(self[name])
+        self["header-timeout"] = self._positive("header-timeout")
+        self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
         if self["max-running"] is not None:
             if not str(self["max-running"]).isdigit() or int(self["max-running"]) < 1:
                 raise usage.UsageError("--max-running must be a whole number, at least 1")
@@ -130,6 +143,14 @@ def settings_from(options):
         scale_to_zero=bool(options["scale-to-zero"]),
         max_running=options["max-running"],
         request_timeout=options["request-timeout"],
+        proxy_limits=ProxyLimits(
+            head_bytes=options["max-header-bytes"],
+            target_bytes=options["max-url-bytes"],
+            body_bytes=options["max-body-bytes"],
+            response_head_bytes=options["max-response-header-bytes"],
+            head_seconds=options["header-timeout"],
+            idle_seconds=options["keep-alive-timeout"],
+        ),
     )
 
 

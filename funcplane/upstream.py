@@ -11,6 +11,7 @@ from httptools import HttpParserError, HttpResponseParser
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
+from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from funcplane.interfaces import IUpstreamPool
@@ -24,6 +25,15 @@ NO_BODY = "none"
 LENGTH = "length"
 CHUNKED = "chunked"
 UNTIL_CLOSE = "close"
+
+
+log = Logger()
+
+
+class ResponseHeadTooLarge(Exception):
+    """
+    A child's status line and headers are over the limit.
+    """
 
 
 class IUpstreamHandler(Interface):
@@ -51,12 +61,13 @@ class IUpstreamHandler(Interface):
         L{UpstreamConnection.finished}.
         """
 
-    def upstream_failed(reason, retryable):
+    def upstream_failed(reason, unanswered):
         """
         The connection broke before the response was complete.
 
-        @param retryable: C{True} when the connection came from the pool, nothing of the
-            response had arrived and the handler may send the request again on another one.
+        @param unanswered: C{True} when nothing of the response had arrived: the child
+            closed a kept-alive connection as it was reused, or died as the request came.
+            The handler may send an idempotent request again on another connection.
         """
 
 
@@ -67,10 +78,12 @@ class _Response:
     old one.
     """
 
-    def __init__(self, connection, handler, head_request):
+    def __init__(self, connection, handler, head_request, head_limit):
         self._connection = connection
         self._handler = handler
         self._head_request = head_request
+        self._head_limit = head_limit
+        self._head_size = 0
         self._reason = b""
         self._headers = []
         self._parser = HttpResponseParser(self)
@@ -84,10 +97,17 @@ class _Response:
 
     def on_status(self, reason):
         self._reason += reason
+        self._count(len(reason))
 
     def on_header(self, name, value):
         if self.framing is None:
             self._headers.append((name, value))
+            self._count(len(name) + len(value) + 4)
+
+    def _count(self, size):
+        self._head_size += size
+        if self._head_size > self._head_limit:
+            raise ResponseHeadTooLarge(f"the response headers are over {self._head_limit} bytes")
 
     def on_headers_complete(self):
         status = self._parser.get_status_code()
@@ -152,7 +172,7 @@ class _Discard:
     def response_done(self, connection):
         connection.finished(reusable=False)
 
-    def upstream_failed(self, reason, retryable):
+    def upstream_failed(self, reason, unanswered):
         pass
 
 
@@ -189,7 +209,7 @@ class UpstreamConnection(Protocol):
         @param head_request: C{True} for a HEAD request, whose response has no body.
         """
         self._handler = handler
-        self._response = _Response(self, handler, head_request)
+        self._response = _Response(self, handler, head_request, self._pool.response_head_bytes)
         self.transport.write(head)
 
     def write(self, data):
@@ -233,7 +253,12 @@ class UpstreamConnection(Protocol):
             return
         try:
             response.feed(data)
-        except HttpParserError:
+        except HttpParserError as e:
+            log.info(
+                "a child's response could not be read ({socket}): {error}",
+                socket=self.key,
+                error=str(e.__context__ or e),
+            )
             self.transport.abortConnection()
 
     def connectionLost(self, reason):
@@ -247,7 +272,7 @@ class UpstreamConnection(Protocol):
         if response.closed():
             return
         self._response = self._handler = None
-        handler.upstream_failed(reason, retryable=self.reused and not response.started)
+        handler.upstream_failed(reason, unanswered=not response.started)
 
 
 class _Quiet(Factory):
@@ -267,8 +292,16 @@ class UpstreamPool:
         Deferred that fires with it (by default over a unix socket).
     """
 
-    def __init__(self, reactor, connect=None, idle_seconds=IDLE_SECONDS, per_socket=IDLE_PER_SOCKET):
+    def __init__(
+        self,
+        reactor,
+        connect=None,
+        idle_seconds=IDLE_SECONDS,
+        per_socket=IDLE_PER_SOCKET,
+        response_head_bytes=64 * 1024,
+    ):
         self._reactor = reactor
+        self.response_head_bytes = response_head_bytes
         self._connect = connect or self._connect_unix
         self._idle_seconds = idle_seconds
         self._per_socket = per_socket

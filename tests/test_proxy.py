@@ -5,7 +5,7 @@ StringTransports the tests write to and read from.
 
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail, succeed
-from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.error import ConnectionDone, ConnectionLost, ConnectionRefusedError
 from twisted.internet.protocol import Factory, Protocol
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -68,8 +68,12 @@ class Children:
 
     def __init__(self):
         self.connections = []
+        self.refusals = 0
 
     def connect(self, socket_path, protocol):
+        if self.refusals:
+            self.refusals -= 1
+            return fail(ConnectionRefusedError())
         protocol.makeConnection(StringTransport())
         self.connections.append((socket_path, protocol))
         return succeed(protocol)
@@ -108,7 +112,9 @@ class ProxyCase(SynchronousTestCase):
         self.supervisor = FakeSupervisor()
         self.clock = Clock()
         self.children = Children()
-        self.pool = UpstreamPool(self.clock, connect=self.children.connect)
+        self.pool = UpstreamPool(
+            self.clock, connect=self.children.connect, response_head_bytes=self.limits.response_head_bytes
+        )
         self.admin = Factory.forProtocol(Recorder)
         self.factory = ProxyFactory(
             self.routes, self.supervisor, self.pool, self.admin, self.clock, self.limits, request_timeout=30
@@ -410,10 +416,22 @@ class KeepAliveTests(ProxyCase):
         self.received()
         self.send(get(path=b"/second"))
         self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.clock.advance(0.02)
         self.assertEqual(len(self.children.connections), 2)
         self.assertIn(b"GET /second", self.children.sent())
         self.children.answer(OK)
         self.assertEqual(self.received(), OK)
+
+    def test_unanswered_post_not_retried(self):
+        """
+        A request with a body, or one that is not idempotent, is not sent twice: the
+        child may have acted on it.
+        """
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 0\r\n\r\n")
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.clock.advance(1)
+        self.assertEqual(len(self.children.connections), 1)
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 502 Bad Gateway\r\n"))
 
     def test_client_close(self):
         self.send(get(extra=b"Connection: close\r\n"))
@@ -471,8 +489,14 @@ class FailureTests(ProxyCase):
         self.assertAnswer(b"503 Service Unavailable", "the function could not start: Uncaught Error: boom")
 
     def test_no_answer(self):
+        """
+        A child that keeps failing before it answers: a few tries, then 502.
+        """
         self.send(get())
-        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        for attempt in range(6):
+            self.children.connections[-1][1].connectionLost(Failure(ConnectionLost()))
+            self.clock.advance(0.02)
+        self.assertEqual(len(self.children.connections), 6)
         self.assertAnswer(b"502 Bad Gateway", "the function did not answer")
 
     def test_broken_off_response(self):
@@ -660,10 +684,13 @@ class LifecycleTests(ProxyCase):
         self.assertEqual(self.supervisor.timed_out, ["id2"])
 
     def test_no_timer_left(self):
+        """
+        Once answered, only the idle timers are left: the child's connection in the pool
+        (10 s) and the client's kept-alive connection (60 s).
+        """
         self.send(get())
         self.children.answer(OK)
-        self.assertEqual(self.clock.getDelayedCalls()[0].getTime(), 10.0)
-        self.assertEqual(len(self.clock.getDelayedCalls()), 1)
+        self.assertEqual(sorted(c.getTime() for c in self.clock.getDelayedCalls()), [10.0, 60.0])
 
     def test_at_capacity(self):
         self.supervisor.result = fail(AtCapacity("2 versions are running (--max-running) and every one is busy"))
@@ -671,3 +698,104 @@ class LifecycleTests(ProxyCase):
         answer = self.received()
         self.assertTrue(answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer)
         self.assertIn(b"every one is busy", answer)
+
+
+class LimitTests(ProxyCase):
+    limits = ProxyLimits(
+        head_bytes=1024, target_bytes=100, body_bytes=10, response_head_bytes=200, head_seconds=5, idle_seconds=30
+    )
+
+    def assertRefused(self, status):
+        answer = self.received()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 " + status + b"\r\n"), answer)
+        self.assertIn(b"Connection: close\r\n", answer)
+        self.assertTrue(self.channel.transport.disconnecting)
+        return answer
+
+    def test_target_too_long(self):
+        self.send(get(path=b"/" + b"a" * 100))
+        self.assertRefused(b"414 Request-URI Too Long")
+        self.assertEqual(self.supervisor.asked, [])
+
+    def test_head_too_large(self):
+        self.send(get(extra=b"X-Big: " + b"a" * 1024 + b"\r\n"))
+        self.assertRefused(b"431 Request Header Fields Too Large")
+
+    def test_declared_body_too_large(self):
+        """
+        A Content-Length over the limit is refused from the headers alone: nothing
+        reaches the child.
+        """
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nContent-Length: 11\r\n\r\n")
+        answer = self.assertRefused(b"413 Request Entity Too Large")
+        self.assertTrue(answer.endswith(b"the request body is over 10 bytes\n"))
+        self.assertEqual(self.children.connections, [])
+
+    def test_chunked_body_too_large(self):
+        """
+        A chunked body is counted as it streams; past the limit the child's request is
+        abandoned and the client gets 413.
+        """
+        self.send(b"POST / HTTP/1.1\r\nHost: hello.func.local\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.send(b"6\r\nabcdef\r\n")
+        self.assertFalse(self.channel.transport.disconnecting)
+        self.send(b"6\r\nghijkl\r\n")
+        self.assertRefused(b"413 Request Entity Too Large")
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        self.assertNotIn(b"ghijkl", self.children.sent())
+
+    def test_response_head_too_large(self):
+        self.send(get())
+        upstream = self.children.connections[0][1]
+        upstream.dataReceived(b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 200 + b"\r\n\r\n")
+        self.assertTrue(upstream.transport.disconnected)
+        upstream.connectionLost(Failure(ConnectionLost()))
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 502 Bad Gateway\r\n"))
+
+    def test_slow_headers(self):
+        """
+        Headers that trickle in are cut off by the deadline, counted from the request's
+        first byte, however steadily bytes arrive.
+        """
+        for byte in get()[:-4]:
+            self.send(bytes([byte]))
+            self.clock.advance(0.1)
+        self.assertFalse(self.channel.transport.disconnecting)
+        self.clock.advance(5)
+        self.assertRefused(b"408 Request Timeout")
+
+    def test_silent_connection_closed(self):
+        self.clock.advance(5)
+        self.assertEqual(self.received(), b"")
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_idle_keep_alive_closed(self):
+        self.send(get())
+        self.children.answer(OK)
+        self.clock.advance(29)
+        self.assertFalse(self.channel.transport.disconnecting)
+        self.clock.advance(1)
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_busy_connection_not_idle(self):
+        """
+        A connection whose request is still being answered is not idle.
+        """
+        self.send(get())
+        self.clock.advance(29.5)
+        self.assertFalse(self.channel.transport.disconnecting)
+
+    def test_refused_connection_retried(self):
+        """
+        A child that has just died refuses the connection; the request waits for it to be
+        noticed and replaced instead of failing.
+        """
+        self.children.refusals = 2
+        self.send(get())
+        self.assertEqual(self.children.connections, [])
+        self.clock.advance(0.02)
+        self.clock.advance(0.02)
+        self.assertEqual(len(self.children.connections), 1)
+        self.assertEqual(self.supervisor.asked, ["id2"] * 3)
+        self.children.answer(OK)
+        self.assertEqual(self.received(), OK)

@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from funcplane import tap
+from funcplane.proxy import ProxyLimits
 from funcplane.service import FuncplaneService
 
 
@@ -59,7 +60,18 @@ class OptionsTests(SynchronousTestCase):
             (settings.idle_timeout, settings.scale_to_zero, settings.max_running, settings.request_timeout),
             (30.0, True, 50, 5.0),
         )
-        for bad in [("--max-running", "0"), ("--max-running", "x"), ("--idle-timeout", "-1"), ("--request-timeout", "0")]:
+        limits = tap.settings_from(
+            self.parse("--max-header-bytes", "1000", "--max-url-bytes", "200", "--max-body-bytes", "5",
+                       "--max-response-header-bytes", "300", "--header-timeout", "2", "--keep-alive-timeout", "9")
+        ).proxy_limits
+        self.assertEqual(
+            (limits.head_bytes, limits.target_bytes, limits.body_bytes, limits.response_head_bytes,
+             limits.head_seconds, limits.idle_seconds),
+            (1000, 200, 5, 300, 2.0, 9.0),
+        )
+        self.assertEqual(tap.settings_from(self.parse()).proxy_limits, ProxyLimits())
+        for bad in [("--max-body-bytes", "0"), ("--max-url-bytes", "x"), ("--header-timeout", "0"),
+                    ("--max-running", "0"), ("--max-running", "x"), ("--idle-timeout", "-1"), ("--request-timeout", "0")]:
             self.assertRaises(UsageError, self.parse, *bad)
 
     def test_port_descriptions(self):

@@ -43,8 +43,8 @@ class Handler:
         self.events.append(("done",))
         connection.finished(self.reusable)
 
-    def upstream_failed(self, reason, retryable):
-        self.events.append(("failed", reason.type, retryable))
+    def upstream_failed(self, reason, unanswered):
+        self.events.append(("failed", reason.type, unanswered))
 
 
 class PoolTests(SynchronousTestCase):
@@ -112,7 +112,10 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(events[1:], [("body", b"some"), ("done",)])
         self.assertEqual(self.pool.idle_count(), 0)
 
-    def test_failure_retryable_only_when_reused_and_unanswered(self):
+    def test_failure_unanswered(self):
+        """
+        A broken connection says whether anything of the response had arrived.
+        """
         first = self.acquire()
         events = self.exchange(first, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
         first.connectionLost(Failure(ConnectionLost()))
