@@ -744,19 +744,18 @@ class _Exchange:
             self._channel.write(LAST_CHUNK)
         self._finish()
 
-    def upstream_failed(self, reason, unanswered):
+    def upstream_failed(self, reason, stale):
         self._detach()
         if self._gone or self._complete:
             return
         if (
-            unanswered
+            stale
             and self.body is None
             and self.method in IDEMPOTENT
             and self._connect_attempts < CONNECT_ATTEMPTS
         ):
-            # A kept-alive connection the child closed as it was reused, or a child that
-            # died as the request came: nothing was answered, so send it again, once
-            # funcplane has heard of the death.
+            # A kept-alive connection the child closed as it was reused: nothing was
+            # answered, so send it again on another.
             self._connect_attempts += 1
             self._waiting = self._factory.clock.callLater(CONNECT_RETRY_SECONDS, self._connect)
             return

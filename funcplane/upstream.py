@@ -61,13 +61,14 @@ class IUpstreamHandler(Interface):
         L{UpstreamConnection.finished}.
         """
 
-    def upstream_failed(reason, unanswered):
+    def upstream_failed(reason, stale):
         """
         The connection broke before the response was complete.
 
-        @param unanswered: C{True} when nothing of the response had arrived: the child
-            closed a kept-alive connection as it was reused, or died as the request came.
-            The handler may send an idempotent request again on another connection.
+        @param stale: C{True} when the connection came from the pool and nothing of the
+            response had arrived: the child closed it as it was reused, and the handler may
+            send an idempotent request again on another connection. A request that broke a
+            fresh connection is never sent again: it may be what killed the child.
         """
 
 
@@ -172,7 +173,7 @@ class _Discard:
     def response_done(self, connection):
         connection.finished(reusable=False)
 
-    def upstream_failed(self, reason, unanswered):
+    def upstream_failed(self, reason, stale):
         pass
 
 
@@ -272,7 +273,7 @@ class UpstreamConnection(Protocol):
         if response.closed():
             return
         self._response = self._handler = None
-        handler.upstream_failed(reason, unanswered=not response.started)
+        handler.upstream_failed(reason, stale=self.reused and not response.started)
 
 
 class _Quiet(Factory):

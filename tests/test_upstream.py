@@ -43,8 +43,8 @@ class Handler:
         self.events.append(("done",))
         connection.finished(self.reusable)
 
-    def upstream_failed(self, reason, unanswered):
-        self.events.append(("failed", reason.type, unanswered))
+    def upstream_failed(self, reason, stale):
+        self.events.append(("failed", reason.type, stale))
 
 
 class PoolTests(SynchronousTestCase):
@@ -112,9 +112,10 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(events[1:], [("body", b"some"), ("done",)])
         self.assertEqual(self.pool.idle_count(), 0)
 
-    def test_failure_unanswered(self):
+    def test_failure_stale_only_when_reused_and_unanswered(self):
         """
-        A broken connection says whether anything of the response had arrived.
+        A broken connection is stale (worth a retry) only when it came from the pool and
+        nothing of the response had arrived.
         """
         first = self.acquire()
         events = self.exchange(first, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")

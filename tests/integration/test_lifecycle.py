@@ -90,11 +90,14 @@ class LifecycleTests(TestCase):
         fp = await Funcplane(self).start()
         await fp.deploy("hello", V1, version="v1")
         await fp.deploy("hello", V2, version="v2")
+        self.ids = {v["name"]: v["id"] for v in (await fp.api("GET", "/api/functions/hello"))[1]["function"]["versions"]}
         for host, body in [("v1.hello.func.local", "v1"), ("hello.func.local", "v2")]:
             before = set(processes_in(fp.run_dir))
             pid = (await self.version_state(fp, "hello", body))["pid"]
             os.kill(pid, signal.SIGKILL)
             await eventually(lambda: pid not in processes_in(fp.run_dir))
+            # funcplane hears of the death through SIGCHLD, a moment after the kernel.
+            await eventually(lambda: fp.service.supervisor.pid(self.ids[body]) != pid)
             self.assertEqual(await fp.get(host), (200, body))
             state = await self.version_state(fp, "hello", body)
             self.assertEqual((state["state"], state["restarts"]), ("running", 1))
