@@ -152,6 +152,17 @@ class AdminAPI:
             },
         )
 
+    @app.route("/api/deploy/<path:name>", methods=["POST"])
+    @app.route("/api/rollback/<path:name>", methods=["POST"])
+    @admin
+    async def slashed_name(self, request, name):
+        """
+        A function name with a slash in it (C{../x}, C{a/b}) is a bad name, not a missing
+        route.
+        """
+        check_label("function", name)
+        raise errors.InvalidName(f"function name {name!r} is not a DNS label")
+
     @app.route("/api/rollback/<name>", methods=["POST"])
     @admin
     async def rollback(self, request, name):

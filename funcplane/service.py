@@ -187,7 +187,7 @@ class FuncplaneService(MultiService):
             self.routes,
             self.supervisor,
             self._pool,
-            admin_site(self.routes, admin.resource()),
+            admin_site(self.routes, admin.resource(), settings.limits.max_body_bytes),
             self._reactor,
             settings.proxy_limits,
             request_timeout=settings.request_timeout,

@@ -3,8 +3,10 @@ The admin API's twisted.web C{Site}, which L{funcplane.proxy.ProxyChannel} hands
 connections to that are not for function hosts.
 """
 
+import json
+
 from twisted.web.resource import Resource
-from twisted.web.server import Site
+from twisted.web.server import Request, Site
 
 # An admin connection that sends nothing for this long is closed.
 ADMIN_IDLE_SECONDS = 60
@@ -36,10 +38,70 @@ class AdminRoot(Resource):
         return self._admin.render(request)
 
 
-def admin_site(routes, admin):
+class AdminRequest(Request):
+    """
+    A request to the admin API whose body may not exceed the site's C{max_body_bytes}:
+    a larger one is refused with 413 as soon as that is known (from its Content-Length,
+    or as a chunked body passes the limit), before it is read any further, and the
+    connection closes.
+    """
+
+    _refused = False
+    _received = 0
+
+    def gotLength(self, length):
+        limit = self.channel.site.max_body_bytes
+        if length is not None and length > limit:
+            self._refuse(limit)
+        super().gotLength(0 if self._refused else length)
+
+    def handleContentChunk(self, data):
+        if self._refused:
+            return
+        self._received += len(data)
+        limit = self.channel.site.max_body_bytes
+        if self._received > limit:
+            self._refuse(limit)
+            return
+        super().handleContentChunk(data)
+
+    def requestReceived(self, command, path, version):
+        if not self._refused:
+            super().requestReceived(command, path, version)
+
+    def _refuse(self, limit):
+        self._refused = True
+        body = json.dumps(
+            {
+                "status": "error",
+                "error": {
+                    "code": "body_too_large",
+                    "message": f"request body is over {limit} bytes",
+                },
+            }
+        ).encode("utf-8")
+        self.channel.transport.write(
+            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        self.channel.loseConnection()
+
+
+class AdminSite(Site):
+    """
+    The admin API's Site: L{AdminRequest}s, idle connections closed after a minute.
+    """
+
+    requestFactory = AdminRequest
+
+    def __init__(self, resource, max_body_bytes):
+        super().__init__(resource, timeout=ADMIN_IDLE_SECONDS)
+        self.max_body_bytes = max_body_bytes
+        self.displayTracebacks = False
+
+
+def admin_site(routes, admin, max_body_bytes):
     """
     The Site serving C{admin} (a resource) for every host but the functions'.
     """
-    site = Site(AdminRoot(routes, admin), timeout=ADMIN_IDLE_SECONDS)
-    site.displayTracebacks = False
-    return site
+    return AdminSite(AdminRoot(routes, admin), max_body_bytes)

@@ -169,6 +169,16 @@ class AdminAPITests(APICase):
         code, _ = self.call("POST", "/api/deploy/hello", {"runtime": "js", "code": SW}, headers={b"X-Deploy-Token": [TOKEN.encode()]})
         self.assertEqual(code, 200)
 
+    def test_slashed_names(self):
+        """
+        Names with a slash are bad names (400), not missing routes.
+        """
+        for name in ["../x", "a/b", "x/.."]:
+            self.assertError(self.call("POST", f"/api/deploy/{name}", {"runtime": "js", "code": SW}), 400,
+                             "invalid_name")
+            self.assertError(self.call("POST", f"/api/rollback/{name}", {"version": "v1"}), 400, "invalid_name")
+        self.assertError(self.call("POST", "/api/deploy/a/b", {}, headers={}), 401, "unauthorized")
+
     def test_show_and_list(self):
         """
         A function shows its versions with creation time, state and pid, its aliases and its
@@ -292,6 +302,7 @@ class LogsTests(APICase):
         printed, with a keep-alive comment every 15 s, until the client goes away.
         """
         channel = Site(self.api.resource()).buildProtocol(None)
+        channel.callLater = Clock().callLater
         transport = StringTransport()
         channel.makeConnection(transport)
         channel.dataReceived(

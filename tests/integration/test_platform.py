@@ -203,7 +203,7 @@ class PlatformTests(TestCase):
         code, body = await fp.api("POST", "/api/deploy/hello", {"runtime": "js", "code": V1}, headers={})
         self.assertEqual((code, body["error"]["code"]), (401, "unauthorized"))
         code, body = await fp.deploy("../x", V1)
-        self.assertEqual((code, body["error"]["code"]), (404, "not_found"))
+        self.assertEqual((code, body["error"]["code"]), (400, "invalid_name"))
         self.assertEqual((await fp.deploy("a.b", V1))[1]["error"]["code"], "invalid_name")
         self.assertEqual((await fp.deploy("hello", V1, runtime="python"))[0], 400)
         await fp.deploy("hello", V1, version="v1")
