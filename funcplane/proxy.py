@@ -17,6 +17,7 @@ Hop-by-hop headers are dropped both ways, C{X-Forwarded-*} are set by funcplane,
 response gains no header the function did not send beyond its framing.
 """
 
+import ipaddress
 from collections import deque
 from http import HTTPStatus
 
@@ -197,9 +198,22 @@ class ProxyFactory(Factory):
         then to send each next piece of it: past that the client gets 504 (or, once the
         response began, its connection is closed), and the supervisor checks whether the
         child is wedged.
+    @param trusted_proxies: networks (CIDR text) of load balancers in front of funcplane,
+        whose C{X-Forwarded-*} headers are kept; everyone else's are replaced.
     """
 
-    def __init__(self, routes, supervisor, pool, admin, clock, limits=ProxyLimits(), request_timeout=60.0):
+    def __init__(
+        self,
+        routes,
+        supervisor,
+        pool,
+        admin,
+        clock,
+        limits=ProxyLimits(),
+        request_timeout=60.0,
+        trusted_proxies=(),
+    ):
+        self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self.routes = routes
         self.supervisor = supervisor
         self.pool = pool
@@ -210,6 +224,19 @@ class ProxyFactory(Factory):
 
     def buildProtocol(self, addr):
         return ProxyChannel(self)
+
+    def trusts(self, peer):
+        """
+        Whether the client at C{peer} (an address as text) is a proxy whose
+        C{X-Forwarded-*} headers funcplane keeps.
+        """
+        if not self._trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
 
 
 @implementer(IPushProducer)
@@ -656,19 +683,38 @@ class _Exchange:
         if self.request_done and self.body is CHUNKED:
             upstream.write(LAST_CHUNK)
 
-    def _upstream_head(self):
+    def _forwarded(self):
+        """
+        The X-Forwarded-For, -Proto and -Host values: funcplane's own view of the client,
+        unless the client is a trusted proxy, whose claims are kept (its address is added
+        to the For chain).
+        """
         channel = self._channel
-        peer = channel.transport.getPeer()
+        peer = getattr(channel.transport.getPeer(), "host", "unix")
+        proto = b"https" if channel.secure else b"http"
+        if not self._factory.trusts(peer):
+            return peer.encode("ascii"), proto, self.host
+        chain = b", ".join(self._values(b"x-forwarded-for") + [peer.encode("ascii")])
+        claimed_proto = self._values(b"x-forwarded-proto")
+        claimed_host = self._values(b"x-forwarded-host")
+        return (
+            chain,
+            claimed_proto[-1] if claimed_proto else proto,
+            claimed_host[-1] if claimed_host else self.host,
+        )
+
+    def _upstream_head(self):
         head = [self.method, b" ", self.url, b" HTTP/1.1\r\n"]
         for name, value in forwardable(self.headers, NOT_FORWARDED):
             head += (name, b": ", value, b"\r\n")
+        forwarded_for, proto, host = self._forwarded()
         head += (
             b"X-Forwarded-For: ",
-            getattr(peer, "host", "unix").encode("ascii"),
+            forwarded_for,
             b"\r\nX-Forwarded-Proto: ",
-            b"https" if channel.secure else b"http",
+            proto,
             b"\r\nX-Forwarded-Host: ",
-            self.host,
+            host,
             b"\r\n",
         )
         if self.body is CHUNKED:

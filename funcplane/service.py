@@ -51,6 +51,7 @@ class Settings:
     max_running: int | None = None
     request_timeout: float = 60.0
     proxy_limits: ProxyLimits = ProxyLimits()
+    trusted_proxies: tuple = ()
     compatibility_date: str = "2026-11-01"
     limits: Limits = Limits()
 
@@ -191,6 +192,7 @@ class FuncplaneService(MultiService):
             self._reactor,
             settings.proxy_limits,
             request_timeout=settings.request_timeout,
+            trusted_proxies=settings.trusted_proxies,
         )
         self.port = await serverFromString(self._reactor, settings.listen).listen(listener)
         self.log.info(

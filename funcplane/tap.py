@@ -70,6 +70,18 @@ class Options(usage.Options):
     def __init__(self):
         super().__init__()
         self["egress-allow"] = []
+        self["trusted-proxy"] = []
+
+    def opt_trusted_proxy(self, cidr):
+        """
+        A load balancer's network (CIDR) whose X-Forwarded-For, -Proto and -Host headers
+        functions should see; repeatable.  By default funcplane replaces them.
+        """
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError as e:
+            raise usage.UsageError(f"--trusted-proxy {cidr}: {e}")
+        self["trusted-proxy"].append(cidr)
 
     def opt_egress_allow(self, cidr):
         """
@@ -136,6 +148,7 @@ def settings_from(options):
         domain=options["domain"].lower().rstrip("."),
         public_port=options["public-port"],
         egress_allow=tuple(options["egress-allow"]),
+        trusted_proxies=tuple(options["trusted-proxy"]),
         startup_timeout=options["startup-timeout"],
         stop_grace=options["stop-grace"],
         compatibility_date=options["compatibility-date"],

@@ -799,3 +799,38 @@ class LimitTests(ProxyCase):
         self.assertEqual(self.supervisor.asked, ["id2"] * 3)
         self.children.answer(OK)
         self.assertEqual(self.received(), OK)
+
+
+class TrustedProxyTests(ProxyCase):
+    def setUp(self):
+        super().setUp()
+        self.factory = ProxyFactory(
+            self.routes, self.supervisor, self.pool, self.admin, self.clock, trusted_proxies=["203.0.113.0/24"]
+        )
+
+    def forwarded(self, peer):
+        channel = self.factory.buildProtocol(None)
+        channel.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", peer, 1)))
+        channel.dataReceived(
+            get(extra=b"X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\n"
+                      b"X-Forwarded-Host: example.com\r\n")
+        )
+        head = self.children.sent().split(b"\r\n")
+        return [line for line in head if line.lower().startswith(b"x-forwarded")]
+
+    def test_trusted_proxy_claims_kept(self):
+        """
+        Behind a trusted load balancer, the client it names is kept and the balancer is
+        added to the chain.
+        """
+        self.assertEqual(
+            self.forwarded("203.0.113.9"),
+            [b"X-Forwarded-For: 198.51.100.7, 203.0.113.9", b"X-Forwarded-Proto: https",
+             b"X-Forwarded-Host: example.com"],
+        )
+
+    def test_others_replaced(self):
+        self.assertEqual(
+            self.forwarded("192.0.2.1"),
+            [b"X-Forwarded-For: 192.0.2.1", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: hello.func.local"],
+        )

@@ -93,6 +93,12 @@ class OptionsTests(SynchronousTestCase):
                          ["127.0.0.1/32", "10.0.0.0/8"])
         self.assertRaises(UsageError, self.parse, "--egress-allow", "nonsense")
 
+    def test_trusted_proxy(self):
+        settings = tap.settings_from(self.parse("--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"))
+        self.assertEqual(settings.trusted_proxies, ("10.0.0.0/8", "::1"))
+        self.assertEqual(tap.settings_from(self.parse()).trusted_proxies, ())
+        self.assertRaises(UsageError, self.parse, "--trusted-proxy", "lb.example")
+
     def test_bad_values(self):
         """
         Non-positive timeouts, a non-numeric public port and an over-long data directory are
