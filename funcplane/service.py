@@ -21,7 +21,13 @@ from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.logbook import LogBook
-from funcplane.runtime.process import WorkerdLauncher, clean_run_dir, find_setpriv
+from funcplane.runtime.process import (
+    WorkerdLauncher,
+    child_user,
+    clean_run_dir,
+    find_setpriv,
+    make_children_directory,
+)
 from funcplane.runtime.supervisor import Lifecycle, Supervisor
 from funcplane.site import admin_site
 from funcplane.store import SQLiteStore
@@ -127,6 +133,7 @@ class FuncplaneService(MultiService):
         private_directory(settings.data_dir)
         self._lock = lock_data_dir(settings.data_dir)
         run_dir = private_directory(os.path.join(settings.data_dir, RUN_DIR))
+        make_children_directory(run_dir)
         orphans, sockets = clean_run_dir(run_dir)
         if orphans or sockets:
             self.log.warn(
@@ -145,6 +152,15 @@ class FuncplaneService(MultiService):
                 compatibility_date=settings.compatibility_date,
             )
         )
+        setpriv = find_setpriv()
+        user = child_user() if setpriv is not None else None
+        if os.geteuid() == 0 and user is None:
+            self.log.warn(
+                "funcplane runs as root and cannot drop its children's privileges"
+                " (util-linux setpriv or the user nobody is missing): they run as root"
+            )
+        elif user is not None:
+            self.log.info("workerd children run as uid {uid}, gid {gid}", uid=user[0], gid=user[1])
         launcher = WorkerdLauncher(
             self._reactor,
             settings.workerd,
@@ -152,7 +168,8 @@ class FuncplaneService(MultiService):
             builder,
             settings.startup_timeout,
             logbook=self.logbook,
-            setpriv=find_setpriv(),
+            setpriv=setpriv,
+            user=user,
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,

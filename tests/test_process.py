@@ -15,7 +15,14 @@ from funcplane.interfaces import IChild, IRuntimeLauncher
 from funcplane.logbook import LogBook
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
-from funcplane.runtime.process import CONFIG_FD, CONTROL_FD, SOCKET_FD, WorkerdLauncher, clean_run_dir
+from funcplane.runtime.process import (
+    CONFIG_FD,
+    CONTROL_FD,
+    SOCKET_FD,
+    WorkerdLauncher,
+    clean_run_dir,
+    make_children_directory,
+)
 from tests.fakes import FakeProcessReactor, spec
 from tests.test_config import SCHEMA
 
@@ -54,7 +61,7 @@ class LauncherTests(SynchronousTestCase):
              "--control-fd=5"],
         )
         self.assertEqual(spawned["env"], {})
-        self.assertEqual(spawned["path"], self.run_dir)
+        self.assertEqual(spawned["path"], os.path.join(self.run_dir, "children"))
         fds = spawned["childFDs"]
         self.assertEqual((fds[1], fds[2], fds[CONTROL_FD]), ("r", "r", "r"))
         self.assertNotIn(0, fds)
@@ -204,6 +211,22 @@ class SetprivTests(SynchronousTestCase):
         self.assertEqual(spawned["executable"], "/usr/bin/setpriv")
         self.assertEqual(spawned["args"][:5], ["/usr/bin/setpriv", "--pdeathsig", "KILL", "--", "/opt/workerd"])
 
+    def test_unprivileged_user(self):
+        """
+        Given a user, children drop to it (and its group only) before workerd runs.
+        """
+        run_dir = tempfile.mkdtemp()
+        reactor = FakeProcessReactor()
+        builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
+        launcher = WorkerdLauncher(reactor, "/opt/workerd", run_dir, builder, setpriv="/usr/bin/setpriv",
+                                   user=(65534, 65533))
+        launcher.launch(spec())
+        self.assertEqual(
+            reactor.spawned[0]["args"][:8],
+            ["/usr/bin/setpriv", "--reuid=65534", "--regid=65533", "--clear-groups", "--pdeathsig", "KILL",
+             "--", "/opt/workerd"],
+        )
+
 
 class CleanRunDirTests(SynchronousTestCase):
     def test_orphans_and_sockets(self):
@@ -212,9 +235,10 @@ class CleanRunDirTests(SynchronousTestCase):
         are SIGKILLed and stale sockets removed; other processes and files are left alone.
         """
         run_dir = os.path.realpath(tempfile.mkdtemp())
+        children = make_children_directory(run_dir)
         elsewhere = tempfile.mkdtemp()
         proc = tempfile.mkdtemp()
-        for pid, cwd in [("101", run_dir), ("102", elsewhere), ("103", run_dir)]:
+        for pid, cwd in [("101", children), ("102", elsewhere), ("103", children), ("104", run_dir)]:
             os.mkdir(os.path.join(proc, pid))
             os.symlink(cwd, os.path.join(proc, pid, "cwd"))
         os.mkdir(os.path.join(proc, "self"))
@@ -224,4 +248,5 @@ class CleanRunDirTests(SynchronousTestCase):
         found = clean_run_dir(run_dir, kill=lambda pid, sig: killed.append((pid, sig)), proc=proc)
         self.assertEqual(found, (2, 2))
         self.assertEqual(sorted(killed), [(101, signal.SIGKILL), (103, signal.SIGKILL)])
-        self.assertEqual(os.listdir(run_dir), ["keep.txt"])
+        self.assertEqual(sorted(os.listdir(run_dir)), ["children", "keep.txt"])
+        self.assertEqual(os.stat(children).st_mode & 0o777, 0o711)

@@ -9,6 +9,7 @@ and a pipe on which it announces readiness (C{--control-fd}).  Its environment i
 import collections
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -255,10 +256,20 @@ class WorkerdLauncher:
     @param builder: a L{funcplane.runtime.config.ConfigBuilder}.
     @param logbook: a L{funcplane.logbook.LogBook} that keeps what the children print.
     @param setpriv: the path of C{setpriv}, or L{None} to spawn workerd directly.
+    @param user: C{(uid, gid)} the children run as (through C{setpriv}), or L{None} for
+        funcplane's own.
     """
 
     def __init__(
-        self, reactor, binary, run_dir, builder, startup_timeout=5.0, logbook=None, setpriv=None
+        self,
+        reactor,
+        binary,
+        run_dir,
+        builder,
+        startup_timeout=5.0,
+        logbook=None,
+        setpriv=None,
+        user=None,
     ):
         self._reactor = reactor
         self._binary = binary
@@ -267,6 +278,7 @@ class WorkerdLauncher:
         self._startup_timeout = startup_timeout
         self._logbook = logbook
         self._setpriv = setpriv
+        self._user = user
 
     def _command(self):
         workerd = [
@@ -281,7 +293,11 @@ class WorkerdLauncher:
         ]
         if self._setpriv is None:
             return self._binary, workerd
-        return self._setpriv, [self._setpriv, "--pdeathsig", "KILL", "--"] + workerd
+        drop = []
+        if self._user is not None:
+            uid, gid = self._user
+            drop = [f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+        return self._setpriv, [self._setpriv, *drop, "--pdeathsig", "KILL", "--"] + workerd
 
     def launch(self, spec):
         blob = self._builder.build(spec)
@@ -299,7 +315,7 @@ class WorkerdLauncher:
                 executable,
                 args,
                 env={},
-                path=self._run_dir,
+                path=children_directory(self._run_dir),
                 childFDs={
                     1: "r",
                     2: "r",
@@ -315,12 +331,46 @@ class WorkerdLauncher:
         return Child(self._reactor, spec, protocol, transport, path, self._startup_timeout)
 
 
+CHILDREN_DIR = "children"
+
+
+def children_directory(run_dir):
+    """
+    The children's working directory, inside the run directory. workerd opens its working
+    directory, so a child running as another user must be able to search it (0711); it
+    holds nothing.
+    """
+    return os.path.join(run_dir, CHILDREN_DIR)
+
+
+def make_children_directory(run_dir):
+    path = children_directory(run_dir)
+    os.makedirs(path, mode=0o711, exist_ok=True)
+    os.chmod(path, 0o711)
+    return path
+
+
+def child_user():
+    """
+    C{(uid, gid)} of C{nobody} when funcplane runs as root, so that children never do;
+    L{None} otherwise (children run as funcplane's own user).
+    """
+    if os.geteuid() != 0:
+        return None
+    try:
+        entry = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    return entry.pw_uid, entry.pw_gid
+
+
 def leftovers(run_dir, proc="/proc"):
     """
-    The pids of processes whose working directory is C{run_dir}: funcplane starts every
-    child there, so after an unclean exit these are its orphans.
+    The pids of processes whose working directory is the children's directory under
+    C{run_dir}: funcplane starts every child there, so after an unclean exit these are
+    its orphans.
     """
-    run_dir = os.path.realpath(run_dir)
+    run_dir = os.path.realpath(children_directory(run_dir))
     found = []
     for name in os.listdir(proc):
         if not name.isdigit() or int(name) == os.getpid():

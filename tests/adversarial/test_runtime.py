@@ -6,6 +6,8 @@ waking everything at once.
 
 import json
 import os
+import pwd
+from unittest import SkipTest
 
 import ifaddr
 from twisted.internet import reactor
@@ -110,6 +112,19 @@ class ProcessAttackTests(TestCase):
                 if os.path.isfile(path):
                     with open(path, "rb") as f:
                         self.assertNotIn(secret.encode(), f.read(), path)
+
+    async def test_children_not_root(self):
+        """
+        When funcplane runs as root, its children do not: they run as nobody.
+        """
+        if os.geteuid() != 0:
+            raise SkipTest("funcplane is not running as root here: children run as its own user")
+        fp = await Funcplane(self).start()
+        await fp.deploy("who", "export default { fetch() { return new Response('x') } }")
+        [pid] = processes_in(fp.run_dir)
+        with open(f"/proc/{pid}/status") as f:
+            uids = next(line for line in f if line.startswith("Uid:")).split()[1:]
+        self.assertEqual(set(uids), {str(pwd.getpwnam("nobody").pw_uid)})
 
     async def test_heap_bomb(self):
         """

@@ -33,17 +33,18 @@ def free_port():
 
 def processes_in(directory):
     """
-    The pids of processes whose working directory is C{directory}: funcplane starts every
-    child there, so this finds them all, even ones funcplane lost track of.
+    The pids of processes whose working directory is C{directory} or under it: funcplane
+    starts every child there, so this finds them all, even ones funcplane lost track of.
     """
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             try:
-                if os.readlink(f"/proc/{pid}/cwd") == directory:
-                    found.append(int(pid))
+                cwd = os.readlink(f"/proc/{pid}/cwd")
             except OSError:
                 continue
+            if cwd == directory or cwd.startswith(directory + os.sep):
+                found.append(int(pid))
     return found
 
 
