@@ -76,6 +76,8 @@ class ProxyLimits:
     @ivar head_seconds: from a request's first byte (or the connection's opening) to the
         end of its headers (past it: 408 and the connection closes).
     @ivar idle_seconds: a kept-alive connection waiting for its next request is closed.
+    @ivar connections_per_ip: open connections from one client address; one more is
+        answered 503 and closed (0: no limit).
     @ivar pipeline: requests read ahead of the one being answered.
     @ivar buffered: request body bytes held while they cannot be sent on (the child is
         starting, or the request waits behind another); beyond it, reading pauses.
@@ -87,6 +89,7 @@ class ProxyLimits:
     response_head_bytes: int = 64 * 1024
     head_seconds: float = 10.0
     idle_seconds: float = 60.0
+    connections_per_ip: int = 256
     pipeline: int = 16
     buffered: int = 64 * 1024
 
@@ -214,6 +217,7 @@ class ProxyFactory(Factory):
         trusted_proxies=(),
     ):
         self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self._open = {}
         self.routes = routes
         self.supervisor = supervisor
         self.pool = pool
@@ -224,6 +228,22 @@ class ProxyFactory(Factory):
 
     def buildProtocol(self, addr):
         return ProxyChannel(self)
+
+    def opened(self, peer):
+        """
+        Count a connection from C{peer}; whether it is within the per-address limit.
+        """
+        count = self._open.get(peer, 0) + 1
+        self._open[peer] = count
+        limit = self.limits.connections_per_ip
+        return not limit or count <= limit
+
+    def closed(self, peer):
+        count = self._open.get(peer, 0) - 1
+        if count > 0:
+            self._open[peer] = count
+        else:
+            self._open.pop(peer, None)
 
     def trusts(self, peer):
         """
@@ -263,10 +283,20 @@ class ProxyChannel(Protocol):
         self.writes_paused = False
         self.secure = False
         self._timer = None
+        self._peer = None
 
     def connectionMade(self):
         self.gate = _Gate(self.transport)
         self.secure = ISSLTransport.providedBy(self.transport)
+        self._peer = getattr(self.transport.getPeer(), "host", "unix")
+        if not self._factory.opened(self._peer):
+            self._reading = False
+            self._parser = None
+            self.transport.write(
+                plain_response(503, "too many connections from your address; close some", True)
+            )
+            self.transport.loseConnection()
+            return
         self._wait(self._limits.head_seconds, self._head_too_slow)
 
     # Deadlines: for a request's headers, and for the next request on an idle connection.
@@ -477,6 +507,7 @@ class ProxyChannel(Protocol):
 
     def connectionLost(self, reason):
         self._wait(None)
+        self._factory.closed(self._peer)
         if self._admin is not None:
             self._admin.connectionLost(reason)
             return

@@ -62,6 +62,7 @@ class Options(usage.Options):
         ["max-response-header-bytes", None, "65536", "Largest status line and headers a function may answer with (502 beyond)."],
         ["header-timeout", None, "10", "Seconds a client has to send a request's headers, from its first byte (408 beyond)."],
         ["keep-alive-timeout", None, "60", "Seconds an idle kept-alive client connection is kept open."],
+        ["max-connections-per-ip", None, "256", "Open connections one client address may have; one more gets 503 (0: no limit)."],
     ]
     optFlags = [
         ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
@@ -113,6 +114,9 @@ class Options(usage.Options):
             if not str(self[name]).isdigit() or int(self[name]) < 1:
                 raise usage.UsageError(f"--{name} must be a whole number of bytes, at least 1")
             self[name] = int(self[name])
+        if not str(self["max-connections-per-ip"]).isdigit():
+            raise usage.UsageError("--max-connections-per-ip must be a whole number (0: no limit)")
+        self["max-connections-per-ip"] = int(self["max-connections-per-ip"])
         self["header-timeout"] = self._positive("header-timeout")
         self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
         if self["max-running"] is not None:
@@ -163,6 +167,7 @@ def settings_from(options):
             response_head_bytes=options["max-response-header-bytes"],
             head_seconds=options["header-timeout"],
             idle_seconds=options["keep-alive-timeout"],
+            connections_per_ip=options["max-connections-per-ip"],
         ),
     )
 

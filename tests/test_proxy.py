@@ -834,3 +834,27 @@ class TrustedProxyTests(ProxyCase):
             self.forwarded("192.0.2.1"),
             [b"X-Forwarded-For: 192.0.2.1", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: hello.func.local"],
         )
+
+
+class ConnectionCapTests(ProxyCase):
+    limits = ProxyLimits(connections_per_ip=2)
+
+    def test_one_too_many(self):
+        """
+        Past the per-address limit a connection is answered 503 and closed; closing one
+        makes room again; other addresses are not affected.
+        """
+        second = self.connect()
+        third = self.connect()
+        answer = third.transport.value()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), answer)
+        self.assertTrue(third.transport.disconnecting)
+        third.connectionLost(Failure(ConnectionDone()))
+        other = self.factory.buildProtocol(None)
+        other.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.1", 1)))
+        self.assertEqual(other.transport.value(), b"")
+        second.connectionLost(Failure(ConnectionDone()))
+        fourth = self.connect()
+        self.assertEqual(fourth.transport.value(), b"")
+        self.send(get(), fourth)
+        self.assertEqual(self.supervisor.asked, ["id2"])

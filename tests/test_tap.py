@@ -70,7 +70,10 @@ class OptionsTests(SynchronousTestCase):
             (1000, 200, 5, 300, 2.0, 9.0),
         )
         self.assertEqual(tap.settings_from(self.parse()).proxy_limits, ProxyLimits())
-        for bad in [("--max-body-bytes", "0"), ("--max-url-bytes", "x"), ("--header-timeout", "0"),
+        self.assertEqual(
+            tap.settings_from(self.parse("--max-connections-per-ip", "0")).proxy_limits.connections_per_ip, 0
+        )
+        for bad in [("--max-connections-per-ip", "-1"), ("--max-body-bytes", "0"), ("--max-url-bytes", "x"), ("--header-timeout", "0"),
                     ("--max-running", "0"), ("--max-running", "x"), ("--idle-timeout", "-1"), ("--request-timeout", "0")]:
             self.assertRaises(UsageError, self.parse, *bad)
 
