@@ -48,8 +48,15 @@ def _json(request, value, status=200):
     return json.dumps(value).encode("utf-8") + b"\n"
 
 
+def error_document(code, message):
+    """
+    The JSON body of every admin API error.
+    """
+    return {"status": "error", "error": {"code": code, "message": message}}
+
+
 def _error(request, status, code, message):
-    return _json(request, {"status": "error", "error": {"code": code, "message": message}}, status)
+    return _json(request, error_document(code, message), status)
 
 
 def _timestamp(seconds):

@@ -152,6 +152,8 @@ class IRouteTable(Interface):
         """
         The version id that serves C{host}.
 
+        @raise funcplane.routing.NotAFunctionHost: C{host} is not under the functions'
+            domain.
         @raise funcplane.routing.NotRouted: with a message naming what was not found.
         """
 

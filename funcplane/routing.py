@@ -22,6 +22,12 @@ class NotRouted(Exception):
     """
 
 
+class NotAFunctionHost(NotRouted):
+    """
+    The host is not under the functions' domain at all.
+    """
+
+
 def canonical_host(host):
     """
     C{host} (bytes or str) lower-cased, without its port and one trailing dot.
@@ -54,6 +60,10 @@ def split_host(host, domain):
     return None
 
 
+def _under(host, domain):
+    return host == domain or host.endswith("." + domain)
+
+
 @implementer(IRouteTable)
 class RouteTable:
     """
@@ -72,11 +82,12 @@ class RouteTable:
         Whether C{host} (raw) is under the functions' domain: such requests go to functions,
         every other one to the admin API.
         """
-        canonical = canonical_host(host)
-        return canonical == self.domain or canonical.endswith("." + self.domain)
+        return _under(canonical_host(host), self.domain)
 
     def resolve(self, host):
         canonical = canonical_host(host)
+        if not _under(canonical, self.domain):
+            raise NotAFunctionHost(f"{canonical} is not under {self.domain}")
         parts = split_host(canonical, self.domain)
         if parts is None:
             raise NotRouted(f"no function answers at {canonical}")

@@ -8,6 +8,8 @@ import json
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
+from funcplane.api import error_document
+
 # An admin connection that sends nothing for this long is closed.
 ADMIN_IDLE_SECONDS = 60
 
@@ -72,13 +74,7 @@ class AdminRequest(Request):
     def _refuse(self, limit):
         self._refused = True
         body = json.dumps(
-            {
-                "status": "error",
-                "error": {
-                    "code": "body_too_large",
-                    "message": f"request body is over {limit} bytes",
-                },
-            }
+            error_document("body_too_large", f"request body is over {limit} bytes")
         ).encode("utf-8")
         self.channel.transport.write(
             b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"

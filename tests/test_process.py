@@ -16,7 +16,6 @@ from funcplane.logbook import LogBook
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.process import (
-    CONFIG_FD,
     CONTROL_FD,
     SOCKET_FD,
     WorkerdLauncher,

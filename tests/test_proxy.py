@@ -14,7 +14,8 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.model import FunctionRoutes
-from funcplane.proxy import ProxyFactory, ProxyLimits, forwardable
+from funcplane.exchange import forwardable
+from funcplane.proxy import ProxyFactory, ProxyLimits
 from funcplane.routing import RouteTable
 from funcplane.upstream import UpstreamPool
 

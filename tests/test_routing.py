@@ -3,7 +3,7 @@ from zope.interface.verify import verifyObject
 
 from funcplane.interfaces import IRouteTable
 from funcplane.model import FunctionRoutes
-from funcplane.routing import NotRouted, RouteTable, canonical_host, split_host
+from funcplane.routing import NotAFunctionHost, NotRouted, RouteTable, canonical_host, split_host
 
 
 class CanonicalHostTests(SynchronousTestCase):
@@ -84,3 +84,13 @@ class RouteTableTests(SynchronousTestCase):
         self.assertFalse(self.table.is_function_host(b"127.0.0.1:8081"))
         self.assertFalse(self.table.is_function_host(b"notfunc.local"))
         self.assertFalse(self.table.is_function_host(b"hello.func.local.evil.com"))
+
+    def test_not_a_function_host(self):
+        """
+        Resolving a host outside the domain says so with its own exception, so the proxy
+        can tell a misdirected request from a missing function in one lookup.
+        """
+        for host in [b"127.0.0.1:8081", b"notfunc.local", b"hello.func.local.evil.com"]:
+            self.assertRaises(NotAFunctionHost, self.table.resolve, host)
+        error = self.assertRaises(NotRouted, self.table.resolve, b"a.b.c.func.local")
+        self.assertNotIsInstance(error, NotAFunctionHost)

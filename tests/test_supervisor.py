@@ -1,4 +1,6 @@
+import os
 import signal
+import tempfile
 
 from twisted.internet.defer import succeed
 from twisted.internet.error import ProcessTerminated
@@ -17,7 +19,12 @@ from funcplane.runtime.supervisor import (
     Runtime,
     Supervisor,
 )
-from tests.fakes import FakeLauncher, spec
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
+from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.process import CONTROL_FD, WorkerdLauncher
+from funcplane.runtime.watchdog import SpinWatch
+from tests.fakes import FakeLauncher, FakeProcessReactor, spec
+from tests.test_config import SCHEMA
 
 
 class SupervisorCase(SynchronousTestCase):
@@ -39,7 +46,7 @@ class SupervisorCase(SynchronousTestCase):
             self.load,
             self.lifecycle if not lifecycle else Lifecycle(**dict(grace=7, **lifecycle)),
             is_warm=self.warm.__contains__,
-            cpu=lambda pid: self.cpu[pid].pop(0),
+            watch=SpinWatch(self.clock, cpu=lambda pid: self.cpu[pid].pop(0), sample=0.5, threshold=0.8),
             jitter=lambda: 1.0,
         )
 
@@ -398,7 +405,7 @@ class CrashTests(SupervisorCase):
 
 
 class WedgeTests(SupervisorCase):
-    lifecycle = Lifecycle(grace=7, wedge_sample=0.5, wedge_cpu=0.8)
+    lifecycle = Lifecycle(grace=7)
 
     def test_spinning_child_killed(self):
         """
@@ -437,15 +444,6 @@ class ProcessReactorTests(SynchronousTestCase):
     """
 
     def setUp(self):
-        import os
-        import tempfile
-
-        from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
-        from funcplane.runtime.egress import EgressPolicy
-        from funcplane.runtime.process import CONTROL_FD, WorkerdLauncher
-        from tests.fakes import FakeProcessReactor
-        from tests.test_config import SCHEMA
-
         self.reactor = FakeProcessReactor()
         run_dir = tempfile.mkdtemp()
         self.addCleanup(lambda: [os.unlink(os.path.join(run_dir, f)) for f in os.listdir(run_dir)])

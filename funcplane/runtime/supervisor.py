@@ -12,7 +12,6 @@ a request that arrives meanwhile starts a new child on a socket of its own, and 
 finishes what it was doing.
 """
 
-import os
 import random
 import signal
 
@@ -24,6 +23,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from funcplane.errors import AtCapacity, StartFailed
+from funcplane.runtime.watchdog import SpinWatch
 
 RUNNING = "running"
 STARTING = "starting"
@@ -44,8 +44,6 @@ class Lifecycle:
     @ivar stable: a child that lived this long before it crashed starts a new backoff.
     @ivar backoff_initial: the wait before the second restart in a row.
     @ivar backoff_max: the longest wait between restarts.
-    @ivar wedge_sample: how long a child's CPU use is watched after a request timed out.
-    @ivar wedge_cpu: the share of one core above which the child counts as wedged.
     """
 
     idle_timeout: float = 300.0
@@ -55,8 +53,6 @@ class Lifecycle:
     stable: float = 10.0
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
-    wedge_sample: float = 0.5
-    wedge_cpu: float = 0.8
 
     @property
     def reap_interval(self):
@@ -112,15 +108,6 @@ class _Lease:
             self._supervisor._released(version)
 
 
-def cpu_seconds(pid):
-    """
-    The CPU time (user and system) process C{pid} has used, from C{/proc/PID/stat}.
-    """
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rpartition(b")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class Supervisor(Service):
     """
     Starts, tracks, suspends and stops workerd children, one per version id at a time.
@@ -132,7 +119,8 @@ class Supervisor(Service):
     @param lifecycle: a L{Lifecycle}.
     @param is_warm: whether a version id should stay running when idle (a function's
         latest), unless C{lifecycle.scale_to_zero}.
-    @param cpu: C{cpu(pid)} is the CPU seconds a process has used.
+    @param watch: a L{funcplane.runtime.watchdog.SpinWatch}, which tells a wedged child
+        after a request to it timed out.
     @param jitter: returns the factor a backoff delay is multiplied by.
     """
 
@@ -145,7 +133,7 @@ class Supervisor(Service):
         load_spec,
         lifecycle=Lifecycle(),
         is_warm=lambda version_id: False,
-        cpu=cpu_seconds,
+        watch=None,
         jitter=lambda: random.uniform(0.8, 1.2),
     ):
         self._clock = clock
@@ -153,7 +141,7 @@ class Supervisor(Service):
         self._load_spec = load_spec
         self._lifecycle = lifecycle
         self._is_warm = is_warm
-        self._cpu = cpu
+        self._watch = watch or SpinWatch(clock)
         self._jitter = jitter
         self._versions = {}
         # Children taken out of service and signalled, until they exit: child -> why.
@@ -263,9 +251,7 @@ class Supervisor(Service):
             self._make_room(version)
         except AtCapacity:
             return fail()
-        if version.restart_call is not None and version.restart_call.active():
-            version.restart_call.cancel()
-        version.restart_call = None
+        self._cancel_restart(version)
         # The waiter is registered first: the start may complete synchronously.
         version.waiters = [waiter]
         version.state = STARTING
@@ -309,23 +295,19 @@ class Supervisor(Service):
         return child.when_ready().addErrback(failed)
 
     def _started(self, result, version):
+        # Nothing changes a version while it starts: a stop waits for the start to end.
         waiters, version.waiters = version.waiters, None
         if isinstance(result, Failure):
-            if version.last_used is not None and version.state == STARTING:
+            if version.last_used is not None:
                 # A version that served before failed to wake: back off as after a crash.
                 self._crashed(version, str(result.value))
-            elif version.state == STARTING:
+            else:
                 # A new version that failed to start is not kept.
                 self._versions.pop(version.id, None)
             for waiter in waiters:
                 waiter.errback(result)
             return None
         child = result
-        if version.state != STARTING:
-            # Stopped while it started: the stop already waits on it.
-            for waiter in waiters:
-                waiter.errback(StartFailed("the version was stopped while it started"))
-            return None
         version.child = child
         version.state = RUNNING
         version.ready_at = self._clock.seconds()
@@ -338,10 +320,11 @@ class Supervisor(Service):
 
     # Endings.
 
-    def _take_out(self, version, state, why):
+    def _take_out(self, version, state, why, kill=False):
         """
         Take C{version}'s child out of service and stop it: SIGTERM, then SIGKILL after the
-        grace period.  The Deferred fires when it has exited.
+        grace period (or SIGKILL at once when C{kill}).  The Deferred fires when it has
+        exited.
         """
         child = version.child
         version.child = None
@@ -349,6 +332,9 @@ class Supervisor(Service):
         if child is None:
             return succeed(None)
         self._leaving[child] = (state, why)
+        if kill:
+            child.signal(signal.SIGKILL)
+            return child.when_ended().addCallback(lambda _: None)
         if state == SUSPENDED:
             self.log.info(
                 "suspended {function}:{version} {why}",
@@ -404,8 +390,13 @@ class Supervisor(Service):
 
     def _restart(self, version):
         version.restart_call = None
-        if version.state != CRASHED or not self._warm(version.id):
-            return
+        if version.state == CRASHED and self._warm(version.id):
+            self._warm_up(version)
+
+    def _warm_up(self, version):
+        """
+        Start a warm version again by itself, without a request waiting for it.
+        """
         self.socket_for(version.id).addErrback(
             lambda f: self.log.info(
                 "restarting version {version_id} failed: {error}",
@@ -413,6 +404,11 @@ class Supervisor(Service):
                 error=f.getErrorMessage(),
             )
         )
+
+    def _cancel_restart(self, version):
+        if version.restart_call is not None and version.restart_call.active():
+            version.restart_call.cancel()
+        version.restart_call = None
 
     def _warm(self, version_id):
         return not self._lifecycle.scale_to_zero and self._is_warm(version_id)
@@ -444,24 +440,13 @@ class Supervisor(Service):
         version = self._versions.get(version_id)
         if version is None or version.child is None or version.checking:
             return
-        child = version.child
-        try:
-            before = self._cpu(child.pid)
-        except (OSError, TypeError):
-            return
         version.checking = True
-        sample = self._lifecycle.wedge_sample
-        self._clock.callLater(sample, self._check_wedged, version, child, before, sample)
+        child = version.child
+        self._watch.share(child.pid).addCallback(self._judge, version, child)
 
-    def _check_wedged(self, version, child, before, sample):
+    def _judge(self, share, version, child):
         version.checking = False
-        if version.child is not child:
-            return
-        try:
-            share = (self._cpu(child.pid) - before) / sample
-        except (OSError, TypeError):
-            return
-        if share < self._lifecycle.wedge_cpu:
+        if version.child is not child or not self._watch.spinning(share):
             return
         self.log.warn(
             "killed {function}:{version}: a request ran past the request timeout while it"
@@ -471,12 +456,9 @@ class Supervisor(Service):
             percent=share * 100,
         )
         version.restarts += 1
-        version.child = None
-        version.state = STOPPED
-        self._leaving[child] = (STOPPED, "wedged")
-        child.signal(signal.SIGKILL)
+        self._take_out(version, STOPPED, "wedged", kill=True)
         if self._warm(version.id) and self.running:
-            self.socket_for(version.id).addErrback(lambda f: None)
+            self._warm_up(version)
 
     def stop(self, version_id):
         """
@@ -486,9 +468,7 @@ class Supervisor(Service):
         version = self._versions.get(version_id)
         if version is None:
             return succeed(None)
-        if version.restart_call is not None and version.restart_call.active():
-            version.restart_call.cancel()
-        version.restart_call = None
+        self._cancel_restart(version)
         if version.waiters is not None:
             waiting = Deferred()
             version.waiters.append(waiting)

@@ -3,7 +3,6 @@ The lives of real workerd children: suspension and wake-up, crashes, wedged hand
 changes under load, unclean exits, logs.
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -169,7 +168,8 @@ class LifecycleTests(TestCase):
         await fp.deploy("chatty", CHATTY, version="v1")
         self.assertEqual(await fp.get("chatty.func.local", "/first"), (200, "logged"))
         self.assertEqual((await fp.get("chatty.func.local", "/fail"))[0], 500)
-        await eventually(lambda: len(fp.service.logbook.lines(fp.service.logbook._lines.keys())) >= 3)
+        [version_id] = [v["id"] for v in (await fp.api("GET", "/api/functions/chatty"))[1]["function"]["versions"]]
+        await eventually(lambda: len(fp.service.logbook.lines([version_id])) >= 3)
         code, body = await fp.api("GET", "/api/functions/chatty/logs")
         lines = [(line["level"], line["message"]) for line in body["lines"]]
         self.assertEqual(lines[0], ("log", "handling /first"))
