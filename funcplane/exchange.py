@@ -139,6 +139,8 @@ class Exchange:
         self._timer = None
         self._abandoned = False
         self._connect_attempts = 0
+        self._socket_path = None
+        self._pinned = False
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
@@ -252,10 +254,18 @@ class Exchange:
     def _connect(self):
         self._waiting = None
         factory = self._factory
-        d = factory.supervisor.socket_for(self._version_id)
-        d.addCallback(factory.pool.acquire)
+        if self._pinned:
+            d = factory.pool.acquire(self._socket_path)
+        else:
+            d = factory.supervisor.socket_for(self._version_id)
+            d.addCallback(self._remember_socket)
+            d.addCallback(factory.pool.acquire)
         self._waiting = d
         d.addCallbacks(self._attach, self._not_connected)
+
+    def _remember_socket(self, path):
+        self._socket_path = path
+        return path
 
     def _connect_later(self):
         self._connect_attempts += 1
@@ -326,7 +336,11 @@ class Exchange:
         self._waiting = None
         if self._gone or self._complete or self._abandoned:
             return
-        if failure.check(ConnectError) and self._connect_attempts < CONNECT_ATTEMPTS:
+        if (
+            failure.check(ConnectError)
+            and not self._pinned
+            and self._connect_attempts < CONNECT_ATTEMPTS
+        ):
             # The child just died and funcplane has not heard yet (its exit is reported a
             # moment later): nothing was sent, so try again once it has.
             self._connect_later()
@@ -337,6 +351,9 @@ class Exchange:
             status, message = 503, f"the function could not start: {failure.value}"
         elif failure.check(AtCapacity):
             status, message = 503, str(failure.value)
+        elif failure.check(ConnectError):
+            # The child this request was pinned to has died.
+            status, message = 502, "the function did not answer"
         else:
             self.log.failure("could not reach the function at {host}", failure, host=self.host)
             status, message = 502, "the function did not answer"
@@ -398,7 +415,10 @@ class Exchange:
             and self._connect_attempts < CONNECT_ATTEMPTS
         ):
             # A kept-alive connection the child closed as it was reused: nothing was
-            # answered, so send it again on another.
+            # answered, so send it again on another, to the same child only.  If that
+            # child is gone, this request may be what killed it, and a new child must
+            # not be given it a second time.
+            self._pinned = True
             self._connect_later()
             return
         if self._responded:

@@ -20,6 +20,7 @@ from funcplane.proxy import ProxyFactory, ProxyLimits
 from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.limits import ChildLimits, detect
 from funcplane.logbook import LogBook
 from funcplane.runtime.process import (
     WorkerdLauncher,
@@ -60,6 +61,7 @@ class Settings:
     trusted_proxies: tuple = ()
     compatibility_date: str = "2026-11-01"
     limits: Limits = Limits()
+    child_limits: ChildLimits = ChildLimits()
 
 
 class DataDirInUse(Exception):
@@ -120,6 +122,7 @@ class FuncplaneService(MultiService):
         self.platform = None
         self._pool = None
         self._lock = None
+        self._confiner = None
         self.port = None
         self.ready = Deferred()
 
@@ -146,12 +149,11 @@ class FuncplaneService(MultiService):
         checker = TokenChecker(
             await TokenSource(self.store, settings.data_dir, self._environ).expected_hash()
         )
-        builder = ConfigBuilder(
-            RuntimeSettings(
-                egress=EgressPolicy.for_host(settings.egress_allow),
-                compatibility_date=settings.compatibility_date,
-            )
+        runtime_settings = RuntimeSettings(
+            egress=EgressPolicy.for_host(settings.egress_allow),
+            compatibility_date=settings.compatibility_date,
         )
+        builder = ConfigBuilder(runtime_settings)
         setpriv = find_setpriv()
         user = child_user() if setpriv is not None else None
         if os.geteuid() == 0 and user is None:
@@ -161,6 +163,7 @@ class FuncplaneService(MultiService):
             )
         elif user is not None:
             self.log.info("workerd children run as uid {uid}, gid {gid}", uid=user[0], gid=user[1])
+        confiner = self._confiner = self._confine(runtime_settings.heap_limit_mb)
         launcher = WorkerdLauncher(
             self._reactor,
             settings.workerd,
@@ -170,6 +173,7 @@ class FuncplaneService(MultiService):
             logbook=self.logbook,
             setpriv=setpriv,
             user=user,
+            limits=confiner,
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,
@@ -221,12 +225,31 @@ class FuncplaneService(MultiService):
         self.platform.start_latest(all_routes)
         return self
 
+    def _confine(self, heap_mb):
+        confiner = detect(self.settings.child_limits, self.settings.data_dir)
+        leftovers = confiner.clean()
+        if leftovers:
+            self.log.warn(
+                "killed {count} workerd processes an earlier funcplane left in its cgroups",
+                count=leftovers,
+            )
+        self.log.info(
+            "each workerd child is limited to: {applied}; JS heap {heap} MiB (V8)",
+            applied="; ".join(confiner.applied) or "nothing by the kernel",
+            heap=heap_mb,
+        )
+        for missing in confiner.missing:
+            self.log.warn("{missing}", missing=missing)
+        return confiner
+
     async def _stop(self):
         if self.port is not None:
             await self.port.stopListening()
         if self._pool is not None:
             await self._pool.close()
         await super().stopService()
+        if self._confiner is not None:
+            self._confiner.close()
         self.store.close()
         if self._lock is not None:
             os.close(self._lock)

@@ -9,6 +9,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from funcplane.proxy import ProxyLimits
+from funcplane.runtime.limits import ChildLimits, MiB
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
 from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings
 
@@ -16,6 +17,7 @@ from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings
 _MAX_SOCKET_PATH = 107
 log = Logger()
 _SOCKET_NAME_LENGTH = 32 + len(".sock")
+MIN_CHILD_MEMORY_MB = 192
 
 
 def listen_description(port):
@@ -62,6 +64,8 @@ class Options(usage.Options):
         ["max-response-header-bytes", None, "65536", "Largest status line and headers a function may answer with (502 beyond)."],
         ["header-timeout", None, "10", "Seconds a client has to send a request's headers, from its first byte (408 beyond)."],
         ["keep-alive-timeout", None, "60", "Seconds an idle kept-alive client connection is kept open."],
+        ["child-memory-mb", None, "256", "Memory (swap included) each workerd child may use, in MiB; the kernel kills a child that uses more (0: no limit). At least 192."],
+        ["child-cpu", None, "1", "CPU each workerd child may use, in cores (0.5: half a core; 0: no limit)."],
         ["max-connections-per-ip", None, "256", "Open connections one client address may have; one more gets 503 (0: no limit)."],
     ]
     optFlags = [
@@ -117,6 +121,19 @@ class Options(usage.Options):
         if not str(self["max-connections-per-ip"]).isdigit():
             raise usage.UsageError("--max-connections-per-ip must be a whole number (0: no limit)")
         self["max-connections-per-ip"] = int(self["max-connections-per-ip"])
+        memory = str(self["child-memory-mb"])
+        if not memory.isdigit() or 0 < int(memory) < MIN_CHILD_MEMORY_MB:
+            raise usage.UsageError(
+                f"--child-memory-mb must be 0 (no limit) or a whole number of MiB, at least"
+                f" {MIN_CHILD_MEMORY_MB} (a child needs about 50 MiB before its heap)"
+            )
+        self["child-memory-mb"] = int(memory)
+        try:
+            self["child-cpu"] = float(self["child-cpu"])
+        except ValueError:
+            self["child-cpu"] = -1.0
+        if not 0 <= self["child-cpu"] <= 1024:
+            raise usage.UsageError("--child-cpu must be a number of cores, such as 0.5 (0: no limit)")
         self["header-timeout"] = self._positive("header-timeout")
         self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
         if self["max-running"] is not None:
@@ -168,6 +185,10 @@ def settings_from(options):
             head_seconds=options["header-timeout"],
             idle_seconds=options["keep-alive-timeout"],
             connections_per_ip=options["max-connections-per-ip"],
+        ),
+        child_limits=ChildLimits(
+            memory_bytes=options["child-memory-mb"] * MiB or None,
+            cpu=options["child-cpu"] or None,
         ),
     )
 

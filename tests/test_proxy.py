@@ -423,6 +423,24 @@ class KeepAliveTests(ProxyCase):
         self.children.answer(OK)
         self.assertEqual(self.received(), OK)
 
+    def test_stale_retry_stays_with_its_child(self):
+        """
+        A GET whose pooled connection broke is sent again only to the same child: if that
+        child has died, the request may be what killed it, so it gets a 502 rather than
+        being handed to a new child as well.
+        """
+        self.send(get())
+        self.children.answer(OK)
+        self.received()
+        self.send(get(path=b"/bomb"))
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.children.refusals = 1
+        self.supervisor.asked.clear()
+        self.clock.advance(1)
+        self.assertEqual(self.supervisor.asked, [])
+        self.assertEqual(len(self.children.connections), 1)
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 502 Bad Gateway\r\n"))
+
     def test_unanswered_post_not_retried(self):
         """
         A request with a body, or one that is not idempotent, is not sent twice: the

@@ -8,6 +8,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 from funcplane import tap
+from funcplane.runtime.limits import MiB, ChildLimits
 from funcplane.proxy import ProxyLimits
 from funcplane.service import FuncplaneService
 
@@ -101,6 +102,23 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(settings.trusted_proxies, ("10.0.0.0/8", "::1"))
         self.assertEqual(tap.settings_from(self.parse()).trusted_proxies, ())
         self.assertRaises(UsageError, self.parse, "--trusted-proxy", "lb.example")
+
+    def test_child_limits(self):
+        """
+        Each child gets 256 MiB and one core unless told otherwise; 0 turns a limit off;
+        less memory than a child needs to start, or a CPU share that is not a number, is
+        a usage error that says what is wanted.
+        """
+        self.assertEqual(tap.settings_from(self.parse()).child_limits, ChildLimits(256 * MiB, 1.0))
+        settings = tap.settings_from(self.parse("--child-memory-mb", "1024", "--child-cpu", "0.25"))
+        self.assertEqual(settings.child_limits, ChildLimits(1024 * MiB, 0.25))
+        settings = tap.settings_from(self.parse("--child-memory-mb", "0", "--child-cpu", "0"))
+        self.assertEqual(settings.child_limits, ChildLimits(None, None))
+        for args in (["--child-memory-mb", "100"], ["--child-memory-mb", "1.5"], ["--child-cpu", "half"],
+                     ["--child-cpu", "-1"]):
+            self.assertRaises(UsageError, self.parse, *args)
+        error = self.assertRaises(UsageError, self.parse, "--child-memory-mb", "64")
+        self.assertIn("at least 192", str(error))
 
     def test_bad_values(self):
         """

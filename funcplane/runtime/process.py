@@ -85,6 +85,15 @@ class WorkerdProtocol(ProcessProtocol):
         for line in lines[:-1]:
             self._line(fd, line)
 
+    def note(self, message):
+        """
+        Record C{message} from funcplane about this child, as if the child had written it
+        to stderr.
+        """
+        self.stderr_tail.append(message)
+        if self._logbook is not None:
+            self._logbook.add(self.spec, "error", message)
+
     def _line(self, fd, raw):
         line = raw.decode("utf-8", "replace")
         if fd == CONTROL_FD:
@@ -138,7 +147,9 @@ class Child:
     A spawned workerd process.  See L{IChild}.
     """
 
-    def __init__(self, clock, spec, protocol, transport, socket_path, startup_timeout):
+    def __init__(
+        self, clock, spec, protocol, transport, socket_path, startup_timeout, confinement=None
+    ):
         self.spec = spec
         self.socket_path = socket_path
         self._clock = clock
@@ -146,7 +157,9 @@ class Child:
         self._transport = transport
         self._timeout = clock.callLater(startup_timeout, self._startup_timed_out, startup_timeout)
         self._kill_call = None
+        self._confinement = confinement
         protocol.ended.when().addCallback(self._remove_socket)
+        protocol.ended.when().addCallback(self._release)
         protocol.ready.when().addCallback(self._settled)
         protocol.ended.when().addCallback(self._settled)
 
@@ -168,14 +181,29 @@ class Child:
         except FileNotFoundError:
             pass
 
+    def _release(self, _):
+        # Runs before the supervisor hears of the exit, so that its report and the logs
+        # say why the kernel killed the child.
+        if self._confinement is None:
+            return
+        if self._confinement.out_of_memory():
+            self._protocol.note("killed by the kernel: it used more than its memory limit")
+        self._confinement.release()
+
     def _startup_timed_out(self, seconds):
-        self._protocol.ready.fire(
+        self.abort(
             StartFailed(
                 f"the script did not become ready within {seconds:g} seconds"
                 " (does its top-level code loop or wait forever?)",
                 reason="StartupTimeout",
             )
         )
+
+    def abort(self, failure):
+        """
+        Fail the start with C{failure} (a L{StartFailed}) and SIGKILL the process.
+        """
+        self._protocol.ready.fire(failure)
         self.signal(signal.SIGKILL)
 
     def when_ready(self):
@@ -258,6 +286,8 @@ class WorkerdLauncher:
     @param setpriv: the path of C{setpriv}, or L{None} to spawn workerd directly.
     @param user: C{(uid, gid)} the children run as (through C{setpriv}), or L{None} for
         funcplane's own.
+    @param limits: an L{funcplane.runtime.limits.IChildLimits} that confines each child,
+        or L{None}.
     """
 
     def __init__(
@@ -270,6 +300,7 @@ class WorkerdLauncher:
         logbook=None,
         setpriv=None,
         user=None,
+        limits=None,
     ):
         self._reactor = reactor
         self._binary = binary
@@ -279,6 +310,7 @@ class WorkerdLauncher:
         self._logbook = logbook
         self._setpriv = setpriv
         self._user = user
+        self._limits = limits
 
     def _command(self):
         workerd = [
@@ -301,7 +333,8 @@ class WorkerdLauncher:
 
     def launch(self, spec):
         blob = self._builder.build(spec)
-        path = os.path.join(self._run_dir, uuid.uuid4().hex + ".sock")
+        name = uuid.uuid4().hex
+        path = os.path.join(self._run_dir, name + ".sock")
         config_fd = os.memfd_create("funcplane-config", os.MFD_CLOEXEC)
         listening = None
         executable, args = self._command()
@@ -328,7 +361,20 @@ class WorkerdLauncher:
             os.close(config_fd)
             if listening is not None:
                 listening.close()
-        return Child(self._reactor, spec, protocol, transport, path, self._startup_timeout)
+        confinement, refused = None, None
+        if self._limits is not None:
+            # The child is still between fork and exec, or just past it: nothing has run
+            # yet that the limits are meant for.
+            try:
+                confinement = self._limits.confine(transport.pid, name)
+            except OSError as e:
+                refused = StartFailed(f"funcplane could not apply its resource limits: {e}")
+        child = Child(
+            self._reactor, spec, protocol, transport, path, self._startup_timeout, confinement
+        )
+        if refused is not None:
+            child.abort(refused)
+        return child
 
 
 CHILDREN_DIR = "children"

@@ -7,6 +7,7 @@ waking everything at once.
 import json
 import os
 import pwd
+import tempfile
 from unittest import SkipTest
 
 import ifaddr
@@ -17,6 +18,7 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
+from funcplane.runtime.limits import MiB, ChildLimits, CgroupPart, detect
 from tests.integration.harness import Funcplane, processes_in
 from tests.integration.test_platform import Canary
 
@@ -37,6 +39,41 @@ HEAP_BOMB = """export default { fetch(request) {
   if (new URL(request.url).pathname == "/bomb") { const keep = []; for (;;) keep.push(new Array(1e6).fill(1.5)); }
   return new Response("alive");
 } }"""
+
+
+BUFFER_BOMB = """const keep = [];
+export default { fetch(request) {
+  if (new URL(request.url).pathname == "/bomb") {
+    try { for (let i = 0; i < 256; i++) keep.push(new Uint8Array(16 << 20).fill(1)); }
+    catch (e) { return new Response("refused: " + e.message, { status: 507 }); }
+    return new Response("holding " + keep.length * 16 + " MiB");
+  }
+  return new Response("alive");
+} }"""
+
+
+def memory_cgroups_here():
+    """
+    Whether this machine lets funcplane give each child a memory cgroup.
+    """
+    confiner = detect(ChildLimits(), tempfile.mkdtemp(prefix="fplimits"))
+    try:
+        return any(isinstance(part, CgroupPart) and part.events for part in confiner.parts)
+    finally:
+        confiner.close()
+
+
+def child_cgroups(pid):
+    """
+    C{{controller: path}} from C{/proc/PID/cgroup}.
+    """
+    found = {}
+    with open(f"/proc/{pid}/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(","):
+                found[controller] = path
+    return found
 
 
 def host_addresses():
@@ -166,3 +203,54 @@ class ProcessAttackTests(TestCase):
             else:
                 self.assertEqual((code, text), (200, f"f{i % 5}"))
         self.assertTrue(any(code == 200 for code, _ in answers))
+
+    async def test_array_buffer_bomb_bounded(self):
+        """
+        ArrayBuffers live outside V8's heap, so the heap limit does not stop them; the
+        child's memory cgroup does.  The kernel kills the bomb's child at its limit (not
+        the 6 GiB it asks for), the client gets 502, the logs say why, and the next request
+        gets a fresh child.
+        """
+        if not memory_cgroups_here():
+            raise SkipTest(
+                "no writable memory cgroup on this machine: children get an address-space"
+                " rlimit instead (see test_limits.RlimitTests)"
+            )
+        fp = await Funcplane(self, child_limits=ChildLimits(memory_bytes=256 * MiB, cpu=0.5)).start()
+        await fp.deploy("bomb", BUFFER_BOMB)
+        await fp.deploy("other", "export default { fetch() { return new Response('fine') } }")
+        [first, _] = sorted(processes_in(fp.run_dir))
+        groups = child_cgroups(first)
+        self.assertIn("/funcplane-", groups.get("memory", "") + groups.get("", ""))
+        code, text = await fp.get("bomb.func.local", "/bomb")
+        self.assertEqual((code, text), (502, "the function did not answer\n"))
+        self.assertEqual(await fp.get("other.func.local"), (200, "fine"))
+        self.assertEqual(await fp.get("bomb.func.local"), (200, "alive"))
+        self.assertNotIn(first, processes_in(fp.run_dir))
+        code, logs = await fp.api("GET", "/api/functions/bomb/logs")
+        messages = [line["message"] for line in logs["lines"]]
+        self.assertIn("killed by the kernel: it used more than its memory limit", messages)
+
+    async def test_child_cpu_quota(self):
+        """
+        Each child sits in a CPU cgroup of its own with the operator's --child-cpu as its
+        quota, so a spinning child is throttled to that share and leaves the other cores
+        alone.
+        """
+        confiner = detect(ChildLimits(cpu=0.5), tempfile.mkdtemp(prefix="fplimits"))
+        confiner.close()
+        if confiner.missing:
+            raise SkipTest(confiner.missing[0])
+        fp = await Funcplane(self, child_limits=ChildLimits(cpu=0.5)).start()
+        await fp.deploy("spin", "export default { fetch() { return new Response('x') } }")
+        [pid] = processes_in(fp.run_dir)
+        groups = child_cgroups(pid)
+        group = groups.get("cpu") or groups[""]
+        [part] = [p for p in fp.service._confiner.parts if "CPU" in p.label]
+        self.assertEqual(os.path.basename(os.path.dirname(group)), os.path.basename(part.parent))
+        if "cpu" in groups:
+            quota_file, expected = "cpu.cfs_quota_us", "50000"
+        else:
+            quota_file, expected = "cpu.max", "50000 100000"
+        with open(os.path.join(part.parent, os.path.basename(group), quota_file)) as f:
+            self.assertEqual(f.read().strip(), expected)
