@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.routing import NotAFunctionHost, NotRouted
-from funcplane.upstream import CHUNKED, NO_BODY, IUpstreamHandler
+from funcplane.upstream import CHUNKED, NO_BODY, UPGRADE, IUpstreamHandler
 
 HOP_BY_HOP = frozenset(
     [
@@ -43,6 +43,7 @@ CONNECT_ATTEMPTS = 5
 IDEMPOTENT = frozenset([b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"])
 CONNECT_RETRY_SECONDS = 0.02
 LAST_CHUNK = b"0\r\n\r\n"
+UPGRADE_HEADERS = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
 
 
 
@@ -141,9 +142,17 @@ class Exchange:
         self._connect_attempts = 0
         self._socket_path = None
         self._pinned = False
+        self.upgrade = False
+        self._tunnel = False
+        self._early = []
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
+
+    def _tokens(self, name):
+        return {
+            token.strip().lower() for value in self._values(name) for token in value.split(b",")
+        }
 
     # The request, as the channel reads it.
 
@@ -161,6 +170,12 @@ class Exchange:
         elif lengths:
             self.body = int(lengths[0])
         limit = self._factory.limits.body_bytes
+        self.upgrade = (
+            http11
+            and method == b"GET"
+            and b"websocket" in self._tokens(b"upgrade")
+            and b"upgrade" in self._tokens(b"connection")
+        )
         self._expect_continue = http11 and any(
             value.lower() == b"100-continue" for value in self._values(b"expect")
         )
@@ -280,7 +295,9 @@ class Exchange:
         upstream.transport.registerProducer(_Hold(self._channel.gate, "upstream"), True)
         if self._channel.writes_paused:
             self.pause_response()
-        upstream.send(self, self._upstream_head(), head_request=self.method == b"HEAD")
+        upstream.send(
+            self, self._upstream_head(), head_request=self.method == b"HEAD", upgrade=self.upgrade
+        )
         if self._expect_continue and not self.request_done and not self._pending:
             self._channel.write(CONTINUE)
         pending, self._pending = self._pending, []
@@ -325,6 +342,8 @@ class Exchange:
             host,
             b"\r\n",
         )
+        if self.upgrade:
+            head.append(UPGRADE_HEADERS)
         if self.body is CHUNKED:
             head.append(b"Transfer-Encoding: chunked\r\n")
         elif self.body is not None:
@@ -365,6 +384,9 @@ class Exchange:
     def response_head(self, status, reason, headers, framing):
         if self._gone:
             return
+        if framing is UPGRADE:
+            self._open_tunnel(reason, headers)
+            return
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         for name, value in forwardable(headers):
             head += (name, b": ", value, b"\r\n")
@@ -377,7 +399,9 @@ class Exchange:
             else:
                 # An HTTP/1.0 client learns where the body ends from the close.
                 self.close_after = True
-        if self._unread_body() or not self.keep_alive:
+        if self._unread_body() or not self.keep_alive or self.upgrade:
+            # After a request that asked to upgrade, the client may already be sending
+            # WebSocket frames: nothing more on this connection is read as HTTP.
             self.close_after = True
         if self.close_after:
             head.append(b"Connection: close\r\n")
@@ -402,6 +426,53 @@ class Exchange:
             return
         if self._chunked_response:
             self._channel.write(LAST_CHUNK)
+        self._finish()
+
+    # A WebSocket, once the child has switched protocols.
+
+    def _open_tunnel(self, reason, headers):
+        """
+        The child accepted the upgrade: pass its 101 on, and from here relay bytes as
+        they are, both ways, for as long as both ends keep the connection.
+        """
+        self._tunnel = True
+        self._responded = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        head = [b"HTTP/1.1 101 %s\r\n" % (reason,)]
+        for name, value in forwardable(headers):
+            head += (name, b": ", value, b"\r\n")
+        head += (UPGRADE_HEADERS, b"\r\n")
+        self._channel.write(b"".join(head))
+        early, self._early = self._early, []
+        if early:
+            self._channel.buffered(-sum(map(len, early)))
+            self._upstream.write(b"".join(early))
+
+    def tunnel_from_client(self, data):
+        """
+        Bytes the client sent after its upgrade request.  Until the child has switched
+        protocols they are held (never sent: if the child refuses, they must not reach it
+        as a request); then they are relayed.
+        """
+        if self._gone or self._complete:
+            return
+        if self._tunnel:
+            self._upstream.write(data)
+            return
+        self._early.append(data)
+        self._channel.buffered(len(data))
+
+    def tunnel_data(self, data):
+        if not self._gone:
+            self._channel.write(data)
+
+    def tunnel_closed(self):
+        self._detach()
+        if self._gone or self._complete:
+            return
+        self.close_after = True
         self._finish()
 
     def upstream_failed(self, reason, stale):
@@ -502,7 +573,7 @@ class Exchange:
         return not self.request_done and (self.body is CHUNKED or bool(self.body))
 
     def _plain(self, status, message):
-        if self._unread_body() or not self.keep_alive:
+        if self._unread_body() or not self.keep_alive or self.upgrade:
             self.close_after = True
         self._responded = True
         self._channel.write(
@@ -533,10 +604,12 @@ class Exchange:
             lease.release()
 
     def _drop_pending(self):
-        if self._pending_size:
-            self._channel.buffered(-self._pending_size)
+        held = self._pending_size + sum(map(len, self._early))
+        if held:
+            self._channel.buffered(-held)
         self._pending = []
         self._pending_size = 0
+        self._early = []
 
     def client_gone(self):
         if self._gone:

@@ -204,6 +204,8 @@ class ProxyChannel(Protocol):
         self.secure = False
         self._timer = None
         self.peer = None
+        self._upgrading = None
+        self._tunnel = None
 
     def connectionMade(self):
         self.gate = _Gate(self.transport)
@@ -254,6 +256,9 @@ class ProxyChannel(Protocol):
             return
         if not self._reading:
             return
+        if self._tunnel is not None:
+            self._tunnel.tunnel_from_client(data)
+            return
         if self._held is not None:
             self._held.append(data)
         # The head's size is counted twice: exactly, as httptools reports each header
@@ -271,10 +276,20 @@ class ProxyChannel(Protocol):
                 self._reject(e.__context__.status, str(e.__context__))
                 return
             raise
-        except HttpParserUpgrade:
-            # funcplane does not relay protocol switches (WebSocket) yet: the request is
-            # answered as an ordinary one and nothing after it is read.
-            self._stop_reading()
+        except HttpParserUpgrade as e:
+            exchange, self._upgrading = self._upgrading, None
+            if exchange is None:
+                # An upgrade to anything but WebSocket: the request is answered as an
+                # ordinary one and nothing after it is read.
+                self._stop_reading()
+                return
+            # Whatever follows a WebSocket request belongs to the WebSocket.
+            self._parser = None
+            self._tunnel = exchange
+            rest = data[e.args[0] :]
+            if rest:
+                exchange.tunnel_from_client(rest)
+            return
         except HttpParserError as e:
             self._reject(400, f"malformed request: {e}")
             return
@@ -334,7 +349,9 @@ class ProxyChannel(Protocol):
         if exchange is None:
             return
         exchange.request_complete()
-        if not exchange.keep_alive:
+        if exchange.upgrade:
+            self._upgrading = exchange
+        elif not exchange.keep_alive:
             self._stop_reading()
 
     def _enqueue(self, exchange):

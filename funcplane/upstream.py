@@ -7,7 +7,7 @@ it is given and reports the response to its handler (see L{IUpstreamHandler}) as
 parsed: the head, each piece of the body, the end, or a failure.
 """
 
-from httptools import HttpParserError, HttpResponseParser
+from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 from twisted.internet.defer import Deferred, gatherResults, succeed
 from twisted.internet.endpoints import UNIXClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
@@ -25,6 +25,8 @@ NO_BODY = "none"
 LENGTH = "length"
 CHUNKED = "chunked"
 UNTIL_CLOSE = "close"
+# A 101 to a WebSocket request: from here on the connection is a tunnel.
+UPGRADE = "upgrade"
 
 
 log = Logger()
@@ -47,7 +49,8 @@ class IUpstreamHandler(Interface):
 
         @param headers: a list of C{(name, value)} byte pairs, as the child sent them.
         @param framing: how the body is delimited: L{NO_BODY}, L{LENGTH}, L{CHUNKED} or
-            L{UNTIL_CLOSE}.
+            L{UNTIL_CLOSE}; or L{UPGRADE}, a C{101} to a request that asked to upgrade,
+            after which the connection carries L{tunnel_data} until L{tunnel_closed}.
         """
 
     def response_body(data):
@@ -59,6 +62,16 @@ class IUpstreamHandler(Interface):
         """
         The response is complete. The handler must hand C{connection} back with
         L{UpstreamConnection.finished}.
+        """
+
+    def tunnel_data(data):
+        """
+        Bytes from the child after a C{101}, to relay as they are.
+        """
+
+    def tunnel_closed():
+        """
+        The child closed the connection after a C{101}.
         """
 
     def upstream_failed(reason, stale):
@@ -79,10 +92,11 @@ class _Response:
     old one.
     """
 
-    def __init__(self, connection, handler, head_request, head_limit):
+    def __init__(self, connection, handler, head_request, head_limit, upgrade=False):
         self._connection = connection
         self._handler = handler
         self._head_request = head_request
+        self._upgrade = upgrade
         self._head_limit = head_limit
         self._head_size = 0
         self._reason = b""
@@ -92,9 +106,20 @@ class _Response:
         self.framing = None
         self.done = False
 
+    @property
+    def tunnel(self):
+        return self.framing is UPGRADE
+
     def feed(self, data):
         self.started = self.started or bool(data)
-        self._parser.feed_data(data)
+        try:
+            self._parser.feed_data(data)
+        except HttpParserUpgrade as e:
+            if not self.tunnel:
+                raise HttpParserError("the child switched protocols unasked")
+            rest = data[e.args[0] :]
+            if rest:
+                self._handler.tunnel_data(rest)
 
     def on_status(self, reason):
         self._reason += reason
@@ -112,6 +137,12 @@ class _Response:
 
     def on_headers_complete(self):
         status = self._parser.get_status_code()
+        if status == 101:
+            if not self._upgrade:
+                raise HttpParserError("the child switched protocols unasked")
+            self.framing = UPGRADE
+            self._handler.response_head(status, self._reason, self._headers, UPGRADE)
+            return
         if status < 200:
             # An interim response (100 Continue, 103 Early Hints): wait for the final one.
             self._reason = b""
@@ -135,7 +166,7 @@ class _Response:
             self._handler.response_body(body)
 
     def on_message_complete(self):
-        if self.framing is not None and not self.done:
+        if self.framing not in (None, UPGRADE) and not self.done:
             self._complete()
 
     def keep_alive(self):
@@ -173,6 +204,12 @@ class _Discard:
     def response_done(self, connection):
         connection.finished(reusable=False)
 
+    def tunnel_data(self, data):
+        pass
+
+    def tunnel_closed(self):
+        pass
+
     def upstream_failed(self, reason, stale):
         pass
 
@@ -202,15 +239,19 @@ class UpstreamConnection(Protocol):
         self._lost.append(d)
         return d
 
-    def send(self, handler, head, head_request=False):
+    def send(self, handler, head, head_request=False, upgrade=False):
         """
         Start a request: write its head and report its response to C{handler}.
 
         @param head: the request line and headers, ending with the empty line.
         @param head_request: C{True} for a HEAD request, whose response has no body.
+        @param upgrade: C{True} for a request that asks to switch to WebSocket: a C{101}
+            turns the connection into a tunnel (it never goes back to the pool).
         """
         self._handler = handler
-        self._response = _Response(self, handler, head_request, self._pool.response_head_bytes)
+        self._response = _Response(
+            self, handler, head_request, self._pool.response_head_bytes, upgrade
+        )
         self.transport.write(head)
 
     def write(self, data):
@@ -247,6 +288,9 @@ class UpstreamConnection(Protocol):
 
     def dataReceived(self, data):
         response = self._response
+        if response is not None and response.tunnel:
+            self._handler.tunnel_data(data)
+            return
         if response is None or response.done:
             # Nothing was asked, or the child sent more than one response: it cannot be
             # trusted with another request.
@@ -269,6 +313,10 @@ class UpstreamConnection(Protocol):
             d.callback(None)
         response, handler = self._response, self._handler
         if response is None or handler is None:
+            return
+        if response.tunnel:
+            self._response = self._handler = None
+            handler.tunnel_closed()
             return
         if response.closed():
             return

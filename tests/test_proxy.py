@@ -877,3 +877,100 @@ class ConnectionCapTests(ProxyCase):
         self.assertEqual(fourth.transport.value(), b"")
         self.send(get(), fourth)
         self.assertEqual(self.supervisor.asked, ["id2"])
+
+
+WS_REQUEST = get(
+    path=b"/chat",
+    extra=b"Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    b"Sec-WebSocket-Version: 13\r\n",
+)
+SWITCHED = (
+    b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n"
+)
+
+
+class WebSocketTests(ProxyCase):
+    def test_relayed(self):
+        """
+        A WebSocket request reaches the child with its upgrade headers; once the child
+        switches protocols, bytes pass as they are both ways, the request timeout no
+        longer applies, and the version stays leased until the socket closes.
+        """
+        self.send(WS_REQUEST + b"\x81\x05early")
+        sent = self.children.sent()
+        self.assertIn(b"Connection: Upgrade\r\nUpgrade: websocket\r\n", sent)
+        self.assertIn(b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", sent)
+        self.assertTrue(sent.endswith(b"\r\n\r\n"), "client bytes reached the child before the 101")
+        self.children.answer(SWITCHED + b"\x81\x05hello")
+        self.assertEqual(
+            self.received(),
+            b"HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+            b"Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n\x81\x05hello",
+        )
+        self.assertTrue(self.children.sent().endswith(b"\r\n\r\n\x81\x05early"))
+        self.send(b"GET / HTTP/1.1\r\nHost: evil\r\n\r\n")
+        self.assertTrue(self.children.sent().endswith(b"\x81\x05earlyGET / HTTP/1.1\r\nHost: evil\r\n\r\n"))
+        self.clock.advance(300)
+        self.children.answer(b"\x81\x03bye")
+        self.assertEqual(self.received(), b"\x81\x03bye")
+        self.assertEqual(self.supervisor.in_flight, {"id2": 1})
+        self.children.connections[0][1].connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.channel.transport.disconnecting)
+        self.assertEqual(self.supervisor.in_flight, {"id2": 0})
+
+    def test_client_closes(self):
+        """
+        When the client goes, the child's connection is closed and the lease released.
+        """
+        self.send(WS_REQUEST)
+        self.children.answer(SWITCHED)
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertTrue(self.children.connections[0][1].transport.disconnecting)
+        self.assertEqual(self.supervisor.in_flight, {"id2": 0})
+
+    def test_refused(self):
+        """
+        A child that answers the upgrade with an ordinary response: the client gets it and
+        the connection closes; what the client sent after its request never reaches the
+        child (it would be read there as a second request).
+        """
+        self.send(WS_REQUEST + b"GET /smuggled HTTP/1.1\r\nHost: hello.func.local\r\n\r\n")
+        self.children.answer(b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\n\r\nno")
+        self.assertEqual(
+            self.received(), b"HTTP/1.1 426 Upgrade Required\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno"
+        )
+        self.assertNotIn(b"smuggled", self.children.sent())
+        self.assertTrue(self.channel.transport.disconnecting)
+        self.assertEqual(self.channel._buffered, 0)
+
+    def test_timeout_before_switch(self):
+        """
+        Until the child switches protocols the request timeout applies as to any request.
+        """
+        self.send(WS_REQUEST)
+        self.clock.advance(30)
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 504 Gateway Timeout\r\n"))
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_other_upgrades_not_relayed(self):
+        """
+        An upgrade to anything but WebSocket (h2c) is relayed as an ordinary request
+        without its Upgrade header, and the connection closes after the response.
+        """
+        self.send(get(extra=b"Connection: Upgrade\r\nUpgrade: h2c\r\n") + b"PRI * HTTP/2.0\r\n\r\n")
+        self.assertNotIn(b"pgrade", self.children.sent())
+        self.children.answer(OK)
+        self.assertEqual(self.received(), OK)
+        self.assertTrue(self.channel.transport.disconnecting)
+
+    def test_unasked_switch(self):
+        """
+        A child that switches protocols on an ordinary request is not believed: 502.
+        """
+        self.send(get())
+        self.children.answer(SWITCHED)
+        upstream = self.children.connections[0][1]
+        self.assertTrue(upstream.transport.disconnecting)
+        upstream.connectionLost(Failure(ConnectionLost()))
+        self.assertTrue(self.received().startswith(b"HTTP/1.1 502 Bad Gateway\r\n"))

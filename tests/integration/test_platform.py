@@ -50,6 +50,23 @@ def fetcher(target):
     )
 
 
+WS_ECHO = """export default { fetch(request) {
+  if (request.headers.get("upgrade") !== "websocket") return new Response("WebSocket only", {status: 426});
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.addEventListener("message", e => server.send("echo: " + e.data));
+  return new Response(null, {status: 101, webSocket: client});
+} }"""
+
+
+def ws_frame(opcode, payload, mask=b"\x11\x22\x33\x44"):
+    """
+    A masked client frame (RFC 6455 5.2), payload under 126 bytes.
+    """
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked
+
+
 class Canary(Resource):
     """
     A local HTTP server that counts the requests that reach it.
@@ -133,6 +150,34 @@ class PlatformTests(TestCase):
         self.assertTrue(head.startswith(b"HTTP/1.1 200 OK\r\n"), head)
         self.assertIn(b"Transfer-Encoding: chunked", head)
         self.assertEqual(body, b"a\r\ngot first;\r\nb\r\ngot second;\r\n0\r\n\r\n")
+
+    async def test_websocket(self):
+        """
+        A WebSocket through funcplane to a real workerd function: the handshake, a message
+        each way (including one sent with the handshake, before the 101), and the close.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("chat", WS_ECHO)
+        client = await raw_connection(self, fp.port)
+        client.transport.write(
+            b"GET /room HTTP/1.1\r\nHost: chat.func.local\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" + ws_frame(1, b"first")
+        )
+        received = await client.wait_for(b"echo: first")
+        head, _, frames = received.partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n"), head)
+        self.assertIn(b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=", head)
+        self.assertIn(b"Upgrade: websocket", head)
+        self.assertEqual(frames, b"\x81\x0becho: first")
+        client.transport.write(ws_frame(1, b"second"))
+        received = await client.wait_for(b"echo: second")
+        self.assertTrue(received.endswith(b"\x81\x0cecho: second"))
+        client.transport.write(ws_frame(8, b"\x03\xe8"))
+        received = await client.lost
+        # workerd answers a close with a close (code 1000), then closes the connection.
+        self.assertTrue(received.endswith(b"\x81\x0cecho: second\x88\x02\x03\xe8"), received[-20:])
+        self.assertEqual(await fp.get("chat.func.local"), (426, "WebSocket only"))
 
     async def test_env_vars_both_formats(self):
         """
