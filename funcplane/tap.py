@@ -2,6 +2,7 @@
 C{twistd funcplane}: command-line options and the service they build.
 """
 
+import datetime
 import ipaddress
 import os
 
@@ -134,6 +135,13 @@ class Options(usage.Options):
             self["child-cpu"] = -1.0
         if not 0 <= self["child-cpu"] <= 1024:
             raise usage.UsageError("--child-cpu must be a number of cores, such as 0.5 (0: no limit)")
+        date = self["compatibility-date"]
+        try:
+            valid = len(date) == 10 and datetime.date.fromisoformat(date) is not None
+        except ValueError:
+            valid = False
+        if not valid:
+            raise usage.UsageError(f"--compatibility-date must be a date such as 2026-11-01, not {date!r}")
         self["header-timeout"] = self._positive("header-timeout")
         self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
         if self["max-running"] is not None:

@@ -120,6 +120,16 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(UsageError, self.parse, "--child-memory-mb", "64")
         self.assertIn("at least 192", str(error))
 
+    def test_compatibility_date(self):
+        """
+        The compatibility date is a calendar date; anything else (which would reach
+        workerd's config) is a usage error.
+        """
+        self.assertEqual(tap.settings_from(self.parse("--compatibility-date", "2025-06-01")).compatibility_date,
+                         "2025-06-01")
+        for bad in ["2025-6-1", "2025-02-30", "2025-06-01\nexperimental", "", "20250601"]:
+            self.assertRaises(UsageError, self.parse, "--compatibility-date", bad)
+
     def test_bad_values(self):
         """
         Non-positive timeouts, a non-numeric public port and an over-long data directory are

@@ -199,3 +199,33 @@ class ProxyAttackTests(TestCase):
             client.transport.write(b"190\r\n" + b"x" * 400 + b"\r\n")
         received = await client.lost
         self.assertTrue(received.startswith(b"HTTP/1.1 413 "), received)
+
+
+class ConnectionCapTests(TestCase):
+    timeout = 30
+
+    async def test_connection_cap(self):
+        """
+        One address may hold only so many connections: one more is answered 503 and
+        closed, while those it holds keep working; once one closes, a new one is let in.
+        """
+        fp = await Funcplane(self, proxy_limits=ProxyLimits(connections_per_ip=3)).start()
+        await fp.deploy("hello", echo("v1"), version="v1")
+        request = b"GET / HTTP/1.1\r\nHost: v1.hello.func.local\r\n\r\n"
+        held = [await raw_connection(self, fp.port) for _ in range(3)]
+        # Each held connection has been counted once it has been answered.
+        for client in held:
+            client.transport.write(request)
+            await client.wait_for(b'"version":"v1"')
+        extra = await raw_connection(self, fp.port)
+        received = await extra.lost
+        self.assertTrue(received.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), received)
+        self.assertIn(b"too many connections from your address", received)
+        held[0].transport.write(request)
+        await held[0].wait_for(b'"seen":4')
+        held[1].transport.loseConnection()
+        await held[1].lost
+        again = await raw_connection(self, fp.port)
+        again.transport.write(request)
+        received = await again.wait_for(b'"version":"v1"')
+        self.assertTrue(received.startswith(b"HTTP/1.1 200 OK\r\n"), received)
