@@ -51,14 +51,17 @@ def api(port, method, path, body=None):
 
 
 @contextlib.contextmanager
-def funcplane(*options):
+def funcplane(*options, cpu=None):
     """
     A funcplane on a free port of 127.0.0.1, stopped (SIGTERM) at the end; yields the port.
+
+    @param cpu: the CPU funcplane and its children run on (C{taskset}), or L{None}.
     """
     data = tempfile.mkdtemp(prefix="fpbench")
     port = free_port()
+    pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
     server = subprocess.Popen(
-        [os.path.join(ROOT, ".venv", "bin", "twistd"), "-n", "--pidfile=", "funcplane",
+        [*pin, os.path.join(ROOT, ".venv", "bin", "twistd"), "-n", "--pidfile=", "funcplane",
          "--port", f"tcp:{port}:interface=127.0.0.1", "--data-dir", os.path.join(data, "d"), *options],
         env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN), cwd=ROOT,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
