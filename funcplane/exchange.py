@@ -270,7 +270,17 @@ class Exchange:
         self._waiting = None
         factory = self._factory
         if self._pinned:
-            d = factory.pool.acquire(self._socket_path)
+            path = self._socket_path
+        else:
+            path = factory.supervisor.running_socket(self._version_id)
+        if path is not None:
+            # The common case, a running version with an idle connection, takes no Deferred.
+            self._socket_path = path
+            upstream = factory.pool.take_idle(path)
+            if upstream is not None:
+                self._attach(upstream)
+                return
+            d = factory.pool.acquire(path)
         else:
             d = factory.supervisor.socket_for(self._version_id)
             d.addCallback(self._remember_socket)

@@ -179,6 +179,12 @@ class IUpstreamPool(Interface):
         child listening on C{socket_path}, connecting a new one when none is idle.
         """
 
+    def take_idle(socket_path):
+        """
+        An idle connection to C{socket_path} at once, or L{None} when there is none: the
+        proxy's fast path, without a Deferred.
+        """
+
     def release(connection):
         """
         Keep C{connection} for a later request.

@@ -361,15 +361,21 @@ class UpstreamPool:
         return endpoint.connect(_Quiet.forProtocol(lambda: protocol))
 
     def acquire(self, socket_path):
-        idle = self._idle.get(socket_path)
-        if idle:
-            connection = idle.pop()
-            if not idle:
-                del self._idle[socket_path]
-            connection._idle_call.cancel()
-            connection._idle_call = None
+        connection = self.take_idle(socket_path)
+        if connection is not None:
             return succeed(connection)
         return self._connect(socket_path, UpstreamConnection(self, socket_path))
+
+    def take_idle(self, socket_path):
+        idle = self._idle.get(socket_path)
+        if not idle:
+            return None
+        connection = idle.pop()
+        if not idle:
+            del self._idle[socket_path]
+        connection._idle_call.cancel()
+        connection._idle_call = None
+        return connection
 
     def release(self, connection):
         idle = self._idle.setdefault(connection.key, [])

@@ -41,6 +41,12 @@ class FakeSupervisor:
     def request_timed_out(self, version_id):
         self.timed_out.append(version_id)
 
+    def running_socket(self, version_id):
+        if self.result is None and self.held is None:
+            self.asked.append(version_id)
+            return f"/run/{version_id}.sock"
+        return None
+
     def socket_for(self, version_id):
         self.asked.append(version_id)
         if self.result is not None:

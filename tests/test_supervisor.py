@@ -94,6 +94,20 @@ class SupervisorTests(SupervisorCase):
         self.assertEqual(self.successResultOf(self.supervisor.socket_for("a")), "/run/a.sock")
         self.assertEqual(len(self.launcher.launched), 1)
 
+    def test_running_socket(self):
+        """
+        The proxy's fast path: the socket of a running version at once, L{None} for one
+        that is unknown, starting, or stopped (the proxy then asks C{socket_for}).
+        """
+        self.assertIsNone(self.supervisor.running_socket("a"))
+        self.supervisor.socket_for("a")
+        self.assertIsNone(self.supervisor.running_socket("a"))
+        self.launcher.launched[0].become_ready()
+        self.assertEqual(self.supervisor.running_socket("a"), "/run/a.sock")
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.supervisor.stop("a")
+        self.assertIsNone(self.supervisor.running_socket("a"))
+
     def test_start_failure_reaches_every_waiter(self):
         """
         A failed start fails every waiter with the runtime's error, after the process has

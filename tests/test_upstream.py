@@ -129,6 +129,19 @@ class PoolTests(SynchronousTestCase):
         reused.connectionLost(Failure(ConnectionLost()))
         self.assertEqual(events, [("failed", ConnectionLost, True)])
 
+    def test_take_idle(self):
+        """
+        An idle connection is taken at once (and its idle timer stopped); with none idle,
+        nothing is connected and L{None} comes back.
+        """
+        self.assertIsNone(self.pool.take_idle("/run/a.sock"))
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        self.assertIs(self.pool.take_idle("/run/a.sock"), connection)
+        self.assertIsNone(self.pool.take_idle("/run/a.sock"))
+        self.clock.advance(60)
+        self.assertFalse(connection.transport.disconnecting)
+
     def test_not_reusable(self):
         connection = self.acquire()
         self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", reusable=False)

@@ -207,6 +207,16 @@ class Supervisor(Service):
         version.in_flight -= 1
         version.last_used = self._clock.seconds()
 
+    def running_socket(self, version_id):
+        """
+        The socket path of version C{version_id} if it is running, else L{None}: the
+        proxy's fast path, without a Deferred.
+        """
+        version = self._versions.get(version_id)
+        if version is not None and version.child is not None and version.state == RUNNING:
+            return version.child.socket_path
+        return None
+
     def socket_for(self, version_id):
         """
         A Deferred firing with the socket path of version C{version_id}, starting it first
