@@ -65,7 +65,7 @@ class Options(usage.Options):
         ["max-response-header-bytes", None, "65536", "Largest status line and headers a function may answer with (502 beyond)."],
         ["header-timeout", None, "10", "Seconds a client has to send a request's headers, from its first byte (408 beyond)."],
         ["keep-alive-timeout", None, "60", "Seconds an idle kept-alive client connection is kept open."],
-        ["child-memory-mb", None, "256", "Memory (swap included) each workerd child may use, in MiB; the kernel kills a child that uses more (0: no limit). At least 192."],
+        ["child-memory-mb", None, "1024", "Memory (swap included) each workerd child may use, in MiB; the kernel kills a child that uses more (0: no limit). At least 192."],
         ["child-cpu", None, "1", "CPU each workerd child may use, in cores (0.5: half a core; 0: no limit)."],
         ["max-connections-per-ip", None, "256", "Open connections one client address may have; one more gets 503 (0: no limit)."],
     ]

@@ -128,7 +128,7 @@ class DetectTests(SynchronousTestCase):
         write(os.path.join(parent, "memory.memsw.limit_in_bytes"), "")
         self.assertEqual(
             self.machine.detect().parts[0].files,
-            (("memory.limit_in_bytes", str(256 * MiB)), ("memory.memsw.limit_in_bytes", str(256 * MiB))),
+            (("memory.limit_in_bytes", str(1024 * MiB)), ("memory.memsw.limit_in_bytes", str(1024 * MiB))),
         )
 
     def test_same_data_dir_same_parent(self):
@@ -163,7 +163,7 @@ class DetectTests(SynchronousTestCase):
         confiner = self.machine.detect()
         [cpu, rlimit] = confiner.parts
         self.assertIsInstance(rlimit, RlimitPart)
-        self.assertEqual(rlimit.memory_bytes, 256 * MiB)
+        self.assertEqual(rlimit.memory_bytes, 1024 * MiB)
         self.assertIn("RLIMIT_AS", confiner.applied[1])
         self.assertIn("cgroup v1 memory at", confiner.applied[1])
         self.assertIn("CPU 1 core", confiner.applied[0])

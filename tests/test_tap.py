@@ -105,11 +105,11 @@ class OptionsTests(SynchronousTestCase):
 
     def test_child_limits(self):
         """
-        Each child gets 256 MiB and one core unless told otherwise; 0 turns a limit off;
+        Each child gets 1 GiB and one core unless told otherwise; 0 turns a limit off;
         less memory than a child needs to start, or a CPU share that is not a number, is
         a usage error that says what is wanted.
         """
-        self.assertEqual(tap.settings_from(self.parse()).child_limits, ChildLimits(256 * MiB, 1.0))
+        self.assertEqual(tap.settings_from(self.parse()).child_limits, ChildLimits(1024 * MiB, 1.0))
         settings = tap.settings_from(self.parse("--child-memory-mb", "1024", "--child-cpu", "0.25"))
         self.assertEqual(settings.child_limits, ChildLimits(1024 * MiB, 0.25))
         settings = tap.settings_from(self.parse("--child-memory-mb", "0", "--child-cpu", "0"))

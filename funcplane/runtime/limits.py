@@ -45,7 +45,7 @@ class ChildLimits:
     @ivar cpu: CPU time per child, in cores (0.5 is half of one core), or L{None}.
     """
 
-    memory_bytes: int | None = 256 * MiB
+    memory_bytes: int | None = 1024 * MiB
     cpu: float | None = 1.0
 
 
