@@ -26,6 +26,7 @@ from funcplane.runtime.process import (
     WorkerdLauncher,
     child_user,
     clean_run_dir,
+    find_env,
     find_setpriv,
     make_children_directory,
 )
@@ -174,6 +175,7 @@ class FuncplaneService(MultiService):
             setpriv=setpriv,
             user=user,
             limits=confiner,
+            env=find_env(),
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,

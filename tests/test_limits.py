@@ -11,6 +11,7 @@ import signal
 import subprocess
 import tempfile
 
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.error import ProcessTerminated
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
@@ -30,9 +31,10 @@ from funcplane.runtime.limits import (
     RlimitPart,
     detect,
 )
-from funcplane.runtime.process import WorkerdLauncher
+from funcplane.runtime.process import CONTROL_FD, WorkerdLauncher
 from tests.fakes import FakeProcessReactor, spec
 from tests.test_config import SCHEMA
+from tests.test_process import READY
 
 
 def write(path, text):
@@ -356,10 +358,46 @@ class LauncherLimitsTests(SynchronousTestCase):
         self.builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
         self.logbook = LogBook(self.reactor)
 
-    def launcher(self, fake):
+    def launcher(self, fake, in_thread=None):
         return WorkerdLauncher(
-            self.reactor, "/opt/workerd", self.run_dir, self.builder, logbook=self.logbook, limits=fake
+            self.reactor, "/opt/workerd", self.run_dir, self.builder, logbook=self.logbook, limits=fake,
+            in_thread=in_thread or maybeDeferred,
         )
+
+    def test_ready_only_once_confined(self):
+        """
+        The move into the cgroups runs off the reactor thread (it waits for the kernel);
+        the child is not ready, whatever workerd says, until it is done.
+        """
+        fake = FakeLimits()
+        moving = []
+
+        def in_thread(f, *args):
+            d = Deferred()
+            moving.append((d, f, args))
+            return d
+
+        child = self.launcher(fake, in_thread).launch(spec())
+        ready = child.when_ready()
+        self.reactor.spawned[-1]["protocol"].childDataReceived(CONTROL_FD, READY)
+        self.assertNoResult(ready)
+        [(d, f, args)] = moving
+        d.callback(f(*args))
+        self.assertIs(self.successResultOf(ready), child)
+        self.assertEqual(fake.confined, [(4242, os.path.basename(child.socket_path)[: -len(".sock")])])
+
+    def test_exit_while_being_confined(self):
+        """
+        A child that exits before its move is done has its groups removed once it is.
+        """
+        fake = FakeLimits()
+        held = Deferred()
+        child = self.launcher(fake, lambda f, *args: held).launch(spec())
+        self.reactor.spawned[-1]["transport"].exit(ProcessTerminated(1))
+        self.failureResultOf(child.when_ready(), StartFailed)
+        self.assertFalse(fake.confinement.released)
+        held.callback(fake.confinement)
+        self.assertTrue(fake.confinement.released)
 
     def test_confined_by_pid_and_socket_id(self):
         """

@@ -227,6 +227,27 @@ class SetprivTests(SynchronousTestCase):
         )
 
 
+    def test_env_changes_directory(self):
+        """
+        Given env, the child changes to the children's directory through it, and Twisted
+        is not asked to (so it can posix_spawn rather than fork funcplane).
+        """
+        run_dir = tempfile.mkdtemp()
+        reactor = FakeProcessReactor()
+        builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
+        launcher = WorkerdLauncher(reactor, "/opt/workerd", run_dir, builder, setpriv="/usr/bin/setpriv",
+                                   env="/usr/bin/env")
+        launcher.launch(spec())
+        spawned = reactor.spawned[0]
+        self.assertEqual(spawned["executable"], "/usr/bin/env")
+        self.assertEqual(
+            spawned["args"][:7],
+            ["/usr/bin/env", f"--chdir={run_dir}/children", "/usr/bin/setpriv", "--pdeathsig", "KILL", "--",
+             "/opt/workerd"],
+        )
+        self.assertIsNone(spawned["path"])
+
+
 class CleanRunDirTests(SynchronousTestCase):
     def test_orphans_and_sockets(self):
         """

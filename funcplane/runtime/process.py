@@ -16,6 +16,7 @@ import socket
 import uuid
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.threads import deferToThreadPool
 from twisted.internet.error import ProcessExitedAlready
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
@@ -145,27 +146,55 @@ class WorkerdProtocol(ProcessProtocol):
 class Child:
     """
     A spawned workerd process.  See L{IChild}.
+
+    It is ready once workerd listens and, when it is confined, once it is in its limits
+    (C{confined}, a Deferred firing with an L{funcplane.runtime.limits.IConfinement}); a
+    failure of either fails the start and kills the process.
     """
 
     def __init__(
-        self, clock, spec, protocol, transport, socket_path, startup_timeout, confinement=None
+        self, clock, spec, protocol, transport, socket_path, startup_timeout, confined=None
     ):
         self.spec = spec
         self.socket_path = socket_path
         self._clock = clock
         self._protocol = protocol
         self._transport = transport
+        self._ready = _Observers()
+        self._waiting_for = {"listen", "limits"}
+        self._confinement = None
         self._timeout = clock.callLater(startup_timeout, self._startup_timed_out, startup_timeout)
         self._kill_call = None
-        self._confinement = confinement
         protocol.ended.when().addCallback(self._remove_socket)
         protocol.ended.when().addCallback(self._release)
-        protocol.ready.when().addCallback(self._settled)
+        protocol.ready.when().addCallback(self._done, "listen")
+        (confined if confined is not None else succeed(None)).addCallbacks(
+            self._confined, self._not_confined
+        )
+        self._ready.when().addCallback(self._settled)
         protocol.ended.when().addCallback(self._settled)
 
     @property
     def pid(self):
         return self._transport.pid
+
+    def _done(self, result, what):
+        if isinstance(result, Exception):
+            self._ready.fire(result)
+            return
+        self._waiting_for.discard(what)
+        if not self._waiting_for:
+            self._ready.fire(True)
+
+    def _confined(self, confinement):
+        self._confinement = confinement
+        if self._protocol.ended.done:
+            # It exited while it was being confined.
+            self._release(None)
+        self._done(True, "limits")
+
+    def _not_confined(self, failure):
+        self.abort(StartFailed(f"funcplane could not apply its resource limits: {failure.value}"))
 
     def _settled(self, _):
         if self._timeout.active():
@@ -184,11 +213,12 @@ class Child:
     def _release(self, _):
         # Runs before the supervisor hears of the exit, so that its report and the logs
         # say why the kernel killed the child.
-        if self._confinement is None:
+        confinement, self._confinement = self._confinement, None
+        if confinement is None:
             return
-        if self._confinement.out_of_memory():
+        if confinement.out_of_memory():
             self._protocol.note("killed by the kernel: it used more than its memory limit")
-        self._confinement.release()
+        confinement.release()
 
     def _startup_timed_out(self, seconds):
         self.abort(
@@ -203,7 +233,7 @@ class Child:
         """
         Fail the start with C{failure} (a L{StartFailed}) and SIGKILL the process.
         """
-        self._protocol.ready.fire(failure)
+        self._ready.fire(failure)
         self.signal(signal.SIGKILL)
 
     def when_ready(self):
@@ -212,7 +242,7 @@ class Child:
                 raise result
             return self
 
-        return self._protocol.ready.when().addCallback(check)
+        return self._ready.when().addCallback(check)
 
     def when_ended(self):
         return self._protocol.ended.when()
@@ -260,6 +290,13 @@ def bind_unix_socket(path):
     return sock
 
 
+def find_env():
+    """
+    coreutils' C{env}, which can change a child's directory before it runs workerd.
+    """
+    return shutil.which("env")
+
+
 def find_setpriv():
     """
     util-linux's C{setpriv}, which makes the kernel kill a child when funcplane dies
@@ -288,6 +325,10 @@ class WorkerdLauncher:
         funcplane's own.
     @param limits: an L{funcplane.runtime.limits.IChildLimits} that confines each child,
         or L{None}.
+    @param env: the path of coreutils' C{env}, through which a child is spawned to change
+        to its working directory (so that Twisted can use C{posix_spawn}), or L{None}.
+    @param in_thread: C{in_thread(f, *args)} runs C{f} off the reactor thread and returns
+        a Deferred of its result (by default in the reactor's thread pool).
     """
 
     def __init__(
@@ -301,6 +342,8 @@ class WorkerdLauncher:
         setpriv=None,
         user=None,
         limits=None,
+        in_thread=None,
+        env=None,
     ):
         self._reactor = reactor
         self._binary = binary
@@ -311,6 +354,10 @@ class WorkerdLauncher:
         self._setpriv = setpriv
         self._user = user
         self._limits = limits
+        self._env = env
+        self._in_thread = in_thread or (
+            lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
+        )
 
     def _command(self):
         workerd = [
@@ -323,13 +370,15 @@ class WorkerdLauncher:
             f"{SOCKET_NAME}={SOCKET_FD}",
             f"--control-fd={CONTROL_FD}",
         ]
-        if self._setpriv is None:
-            return self._binary, workerd
-        drop = []
-        if self._user is not None:
-            uid, gid = self._user
-            drop = [f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
-        return self._setpriv, [self._setpriv, *drop, "--pdeathsig", "KILL", "--"] + workerd
+        if self._setpriv is not None:
+            drop = []
+            if self._user is not None:
+                uid, gid = self._user
+                drop = [f"--reuid={uid}", f"--regid={gid}", "--clear-groups"]
+            workerd = [self._setpriv, *drop, "--pdeathsig", "KILL", "--"] + workerd
+        if self._env is not None:
+            workerd = [self._env, f"--chdir={children_directory(self._run_dir)}"] + workerd
+        return workerd[0], workerd
 
     def launch(self, spec):
         blob = self._builder.build(spec)
@@ -348,7 +397,9 @@ class WorkerdLauncher:
                 executable,
                 args,
                 env={},
-                path=children_directory(self._run_dir),
+                # With env to change directory, Twisted can posix_spawn() instead of
+                # forking funcplane, which blocks the reactor several times longer.
+                path=None if self._env is not None else children_directory(self._run_dir),
                 childFDs={
                     1: "r",
                     2: "r",
@@ -361,20 +412,15 @@ class WorkerdLauncher:
             os.close(config_fd)
             if listening is not None:
                 listening.close()
-        confinement, refused = None, None
+        confined = None
         if self._limits is not None:
-            # The child is still between fork and exec, or just past it: nothing has run
-            # yet that the limits are meant for.
-            try:
-                confinement = self._limits.confine(transport.pid, name)
-            except OSError as e:
-                refused = StartFailed(f"funcplane could not apply its resource limits: {e}")
-        child = Child(
-            self._reactor, spec, protocol, transport, path, self._startup_timeout, confinement
+            # Moving a process between cgroups waits for an RCU grace period (10-20 ms
+            # here), so it happens in a thread while workerd starts; the child takes no
+            # request until it is done.
+            confined = self._in_thread(self._limits.confine, transport.pid, name)
+        return Child(
+            self._reactor, spec, protocol, transport, path, self._startup_timeout, confined
         )
-        if refused is not None:
-            child.abort(refused)
-        return child
 
 
 CHILDREN_DIR = "children"
