@@ -55,6 +55,7 @@ class Settings:
     startup_timeout: float = 5.0
     stop_grace: float = 10.0
     idle_timeout: float = 300.0
+    freeze_after: float | None = 30.0
     scale_to_zero: bool = False
     max_running: int | None = None
     request_timeout: float = 60.0
@@ -179,6 +180,7 @@ class FuncplaneService(MultiService):
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,
+            freeze_after=settings.freeze_after,
             scale_to_zero=settings.scale_to_zero,
             max_running=settings.max_running,
             grace=settings.stop_grace,

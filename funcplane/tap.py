@@ -57,6 +57,7 @@ class Options(usage.Options):
         ["stop-grace", None, "10", "Seconds between SIGTERM and SIGKILL when stopping a child."],
         ["compatibility-date", None, "2026-11-01", "workerd compatibility date for every function."],
         ["idle-timeout", None, "300", "Seconds without requests after which a version is suspended (its process stopped); its next request wakes it."],
+        ["freeze-after", None, "30", "Seconds without requests after which a version that would later be suspended is frozen (SIGSTOP: it keeps its memory, uses no CPU, and its next request thaws it in about a millisecond); 0: never."],
         ["max-running", None, None, "The most workerd processes alive at once; the least recently used idle version is suspended to make room (default: no limit)."],
         ["request-timeout", None, "60", "Seconds a function may take to begin its response, and then each next piece of it; past that the client gets 504."],
         ["max-header-bytes", None, "32768", "Largest request line and headers of a function request (431 beyond)."],
@@ -115,6 +116,12 @@ class Options(usage.Options):
         self["stop-grace"] = self._positive("stop-grace")
         self["idle-timeout"] = self._positive("idle-timeout")
         self["request-timeout"] = self._positive("request-timeout")
+        try:
+            self["freeze-after"] = float(self["freeze-after"])
+        except ValueError:
+            self["freeze-after"] = -1.0
+        if self["freeze-after"] < 0:
+            raise usage.UsageError("--freeze-after must be a number of seconds (0: never freeze)")
         for name in ["max-header-bytes", "max-url-bytes", "max-body-bytes", "max-response-header-bytes"]:
             if not str(self[name]).isdigit() or int(self[name]) < 1:
                 raise usage.UsageError(f"--{name} must be a whole number of bytes, at least 1")
@@ -182,6 +189,7 @@ def settings_from(options):
         stop_grace=options["stop-grace"],
         compatibility_date=options["compatibility-date"],
         idle_timeout=options["idle-timeout"],
+        freeze_after=options["freeze-after"] or None,
         scale_to_zero=bool(options["scale-to-zero"]),
         max_running=options["max-running"],
         request_timeout=options["request-timeout"],

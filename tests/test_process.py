@@ -145,11 +145,11 @@ class LauncherTests(SynchronousTestCase):
         child, spawned = self.launch()
         spawned["protocol"].childDataReceived(CONTROL_FD, READY)
         d = child.stop(10)
-        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM])
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM, signal.SIGCONT])
         self.reactor.advance(9.9)
         self.assertNoResult(d)
         self.reactor.advance(0.1)
-        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM, signal.SIGKILL])
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM, signal.SIGCONT, signal.SIGKILL])
         spawned["transport"].exit(ProcessTerminated(signal=9))
         self.successResultOf(d)
 
@@ -162,7 +162,7 @@ class LauncherTests(SynchronousTestCase):
         spawned["transport"].exit(ProcessDone(0))
         self.successResultOf(d)
         self.reactor.advance(20)
-        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM])
+        self.assertEqual(spawned["transport"].signals, [signal.SIGTERM, signal.SIGCONT])
 
     def test_output_logged(self):
         """

@@ -11,6 +11,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from funcplane.errors import AtCapacity, StartFailed
 from funcplane.runtime.supervisor import (
     CRASHED,
+    FROZEN,
     RUNNING,
     STARTING,
     STOPPED,
@@ -302,6 +303,79 @@ class IdleTests(SupervisorCase):
         self.assertEqual(self.supervisor.runtime("a").restarts, 0)
 
 
+class FreezeTests(SupervisorCase):
+    lifecycle = Lifecycle(grace=7, idle_timeout=60, freeze_after=10)
+
+    def setUp(self):
+        super().setUp()
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+
+    def test_interval(self):
+        self.assertEqual(self.lifecycle.reap_interval, 2.5)
+
+    def test_frozen_then_thawed(self):
+        """
+        A version idle for freeze_after is frozen (SIGSTOP), with an event; its next
+        request thaws it (SIGCONT) and gets its socket at once, with no new process.
+        """
+        child = self.serve("a")
+        self.clock.advance(7.5)
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        with capturedLogs() as events:
+            self.clock.advance(2.5)
+        self.assertEqual(self.supervisor.state("a"), FROZEN)
+        self.assertEqual(child.signals, [signal.SIGSTOP])
+        self.assertEqual([formatEvent(e) for e in events], ["froze hello:v1 due to inactivity; its next request thaws it"])
+        self.assertIsNone(self.supervisor.running_socket("a"))
+        self.assertEqual(self.successResultOf(self.supervisor.socket_for("a")), "/run/a.sock")
+        self.assertEqual(child.signals, [signal.SIGSTOP, signal.SIGCONT])
+        self.assertEqual(self.supervisor.state("a"), RUNNING)
+        self.assertEqual(len(self.launcher.launched), 1)
+
+    def test_frozen_then_suspended(self):
+        """
+        A frozen version still idle at the idle timeout is suspended like a running one.
+        """
+        child = self.serve("a")
+        self.clock.pump([2.5] * 23)
+        self.assertEqual(self.supervisor.state("a"), FROZEN)
+        self.clock.advance(2.5)
+        self.assertEqual(self.supervisor.state("a"), SUSPENDED)
+        self.assertEqual((child.signals, child.grace), ([signal.SIGSTOP, signal.SIGTERM], 7))
+
+    def test_not_warm_nor_busy(self):
+        """
+        A function's latest version is never frozen (it stays running unless
+        scale-to-zero), nor is a version with a request in flight.
+        """
+        self.warm.add("a")
+        self.serve("a")
+        self.serve("b")
+        lease = self.supervisor.lease("b")
+        self.clock.advance(30)
+        self.assertEqual((self.supervisor.state("a"), self.supervisor.state("b")), (RUNNING, RUNNING))
+        lease.release()
+        self.clock.advance(10)
+        self.assertEqual(self.supervisor.state("b"), FROZEN)
+
+    def test_frozen_count_against_budget(self):
+        """
+        Frozen children still hold their memory: they count against --max-running and are
+        the first to be suspended to make room.
+        """
+        supervisor = self.make(idle_timeout=60, freeze_after=10, max_running=2)
+        self.supervisor = supervisor
+        self.serve("a")
+        self.serve("b")
+        supervisor.reap()
+        self.clock.advance(10)
+        supervisor.reap()
+        self.assertEqual(supervisor.running_count(), 2)
+        self.serve("c")
+        self.assertEqual(sorted(supervisor.state(v) for v in "abc"), [FROZEN, RUNNING, SUSPENDED])
+
+
 class BudgetTests(SupervisorCase):
     lifecycle = Lifecycle(grace=7, max_running=2)
 
@@ -483,13 +557,13 @@ class ProcessReactorTests(SynchronousTestCase):
         self.ready(first)
         first_socket = self.successResultOf(d)
         self.reactor.advance(60)
-        self.assertEqual(first["transport"].signals, [signal.SIGTERM])
+        self.assertEqual(first["transport"].signals, [signal.SIGTERM, signal.SIGCONT])
         self.assertEqual(self.supervisor.state("a"), SUSPENDED)
         d = self.supervisor.socket_for("a")
         self.assertEqual(len(self.reactor.spawned), 2)
         self.ready(self.reactor.spawned[1])
         self.assertNotEqual(self.successResultOf(d), first_socket)
         self.reactor.advance(10)
-        self.assertEqual(first["transport"].signals, [signal.SIGTERM, signal.SIGKILL])
+        self.assertEqual(first["transport"].signals, [signal.SIGTERM, signal.SIGCONT, signal.SIGKILL])
         first["transport"].exit(ProcessTerminated(signal=9))
         self.assertEqual(self.supervisor.state("a"), RUNNING)

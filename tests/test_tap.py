@@ -103,6 +103,13 @@ class OptionsTests(SynchronousTestCase):
         self.assertEqual(tap.settings_from(self.parse()).trusted_proxies, ())
         self.assertRaises(UsageError, self.parse, "--trusted-proxy", "lb.example")
 
+    def test_freeze_after(self):
+        self.assertEqual(tap.settings_from(self.parse()).freeze_after, 30.0)
+        self.assertEqual(tap.settings_from(self.parse("--freeze-after", "2.5")).freeze_after, 2.5)
+        self.assertIsNone(tap.settings_from(self.parse("--freeze-after", "0")).freeze_after)
+        self.assertRaises(UsageError, self.parse, "--freeze-after", "soon")
+        self.assertRaises(UsageError, self.parse, "--freeze-after", "-1")
+
     def test_child_limits(self):
         """
         Each child gets 1 GiB and one core unless told otherwise; 0 turns a limit off;

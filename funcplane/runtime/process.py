@@ -265,6 +265,8 @@ class Child:
     def stop(self, grace):
         if not self._protocol.ended.done:
             self.signal(signal.SIGTERM)
+            # A frozen (SIGSTOPped) child acts on SIGTERM only once it continues.
+            self.signal(signal.SIGCONT)
             if self._kill_call is None:
                 self._kill_call = self._clock.callLater(grace, self.signal, signal.SIGKILL)
         return self.when_ended()

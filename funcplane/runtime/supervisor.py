@@ -26,6 +26,7 @@ from funcplane.errors import AtCapacity, StartFailed
 from funcplane.runtime.watchdog import SpinWatch
 
 RUNNING = "running"
+FROZEN = "frozen"
 STARTING = "starting"
 SUSPENDED = "suspended"
 CRASHED = "crashed"
@@ -38,6 +39,9 @@ class Lifecycle:
     How the supervisor treats children; every duration in seconds.
 
     @ivar idle_timeout: a version that served nothing for this long is suspended.
+    @ivar freeze_after: a version that served nothing for this long is frozen (SIGSTOP:
+        it keeps its memory, uses no CPU, and its next request thaws it at once), until the
+        idle timeout suspends it (L{None}: never frozen).
     @ivar scale_to_zero: suspend warm versions (a function's latest) too.
     @ivar max_running: the most children alive at once (L{None}: no limit).
     @ivar grace: between SIGTERM and SIGKILL.
@@ -47,6 +51,7 @@ class Lifecycle:
     """
 
     idle_timeout: float = 300.0
+    freeze_after: float | None = None
     scale_to_zero: bool = False
     max_running: int | None = None
     grace: float = 10.0
@@ -56,7 +61,8 @@ class Lifecycle:
 
     @property
     def reap_interval(self):
-        return max(0.05, min(self.idle_timeout / 4, 5.0))
+        shortest = min(self.idle_timeout, self.freeze_after or self.idle_timeout)
+        return max(0.05, min(shortest / 4, 5.0))
 
 
 @attrs.frozen
@@ -187,9 +193,9 @@ class Supervisor(Service):
 
     def running_count(self):
         """
-        How many children are running or starting.
+        How many children are running, frozen or starting.
         """
-        return sum(1 for v in self._versions.values() if v.state in (RUNNING, STARTING))
+        return sum(1 for v in self._versions.values() if v.state in (RUNNING, FROZEN, STARTING))
 
     # Requests.
 
@@ -225,6 +231,8 @@ class Supervisor(Service):
         that are all busy.
         """
         version = self._version(version_id)
+        if version.child is not None and version.state == FROZEN:
+            self._thaw(version)
         if version.child is not None and version.state == RUNNING:
             return succeed(version.child.socket_path)
         if version.state == CRASHED and self._clock.seconds() < version.retry_at:
@@ -240,6 +248,8 @@ class Supervisor(Service):
         L{StartFailed}.
         """
         version = self._version(spec.id)
+        if version.child is not None and version.state == FROZEN:
+            self._thaw(version)
         if version.child is not None and version.state == RUNNING:
             return succeed(version.child)
         return self._start(version, lambda: succeed(spec))
@@ -277,7 +287,7 @@ class Supervisor(Service):
         idle = [
             v
             for v in self._versions.values()
-            if v is not version and v.state == RUNNING and v.in_flight == 0
+            if v is not version and v.state in (RUNNING, FROZEN) and v.in_flight == 0
         ]
         if not idle:
             raise AtCapacity(
@@ -427,19 +437,38 @@ class Supervisor(Service):
 
     def reap(self):
         """
-        Suspend every running version that has served nothing for the idle timeout and has
-        no request in flight (warm versions only with scale-to-zero).
+        Suspend every running or frozen version that has served nothing for the idle
+        timeout and has no request in flight, and freeze those idle for C{freeze_after}
+        (warm versions neither, unless scale-to-zero).
         """
         now = self._clock.seconds()
         timeout = self._lifecycle.idle_timeout
+        freeze_after = self._lifecycle.freeze_after
         for version in list(self._versions.values()):
             if (
-                version.state == RUNNING
-                and version.in_flight == 0
-                and now - (version.last_used or 0.0) >= timeout
-                and not self._warm(version.id)
+                version.state not in (RUNNING, FROZEN)
+                or version.in_flight
+                or self._warm(version.id)
             ):
+                continue
+            idle = now - (version.last_used or 0.0)
+            if idle >= timeout:
                 self._take_out(version, SUSPENDED, "due to inactivity")
+            elif freeze_after is not None and version.state == RUNNING and idle >= freeze_after:
+                self._freeze(version)
+
+    def _freeze(self, version):
+        version.child.signal(signal.SIGSTOP)
+        version.state = FROZEN
+        self.log.info(
+            "froze {function}:{version} due to inactivity; its next request thaws it",
+            function=version.child.spec.function,
+            version=version.child.spec.version,
+        )
+
+    def _thaw(self, version):
+        version.child.signal(signal.SIGCONT)
+        version.state = RUNNING
 
     def request_timed_out(self, version_id):
         """

@@ -46,6 +46,14 @@ async def eventually(check, seconds=5.0):
         waited += 0.05
 
 
+def process_state(pid):
+    """
+    The one-letter state in /proc/PID/stat (T: stopped by a signal).
+    """
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rpartition(")")[2].split()[0]
+
+
 class LifecycleTests(TestCase):
     timeout = 60
 
@@ -74,6 +82,27 @@ class LifecycleTests(TestCase):
         self.assertEqual(v1["state"], "running")
         self.assertIsNotNone(v1["lastRequestAt"])
         self.assertEqual(len(processes_in(fp.run_dir)), 2)
+
+    async def test_freeze_and_thaw(self):
+        """
+        A version idle for freeze_after is stopped by the kernel (SIGSTOP: state T) and
+        reads frozen; its next request is answered by the same process, thawed. The frozen
+        process is stopped cleanly on shutdown.
+        """
+        fp = await Funcplane(self, idle_timeout=30, freeze_after=0.3).start()
+        await fp.deploy("hello", V1, version="v1")
+        await fp.deploy("hello", V2, version="v2")
+        await eventually(lambda: any(process_state(pid) == "T" for pid in processes_in(fp.run_dir)))
+        v1 = await self.version_state(fp, "hello", "v1")
+        self.assertEqual(v1["state"], "frozen")
+        self.assertEqual(process_state(v1["pid"]), "T")
+        self.assertEqual(await fp.get("v1.hello.func.local"), (200, "v1"))
+        after = await self.version_state(fp, "hello", "v1")
+        self.assertEqual((after["state"], after["pid"]), ("running", v1["pid"]))
+        self.assertNotEqual(process_state(v1["pid"]), "T")
+        await eventually(lambda: process_state(v1["pid"]) == "T")
+        await fp.stop()
+        self.assertEqual(processes_in(fp.run_dir), [])
 
     async def test_scale_to_zero(self):
         fp = await Funcplane(self, idle_timeout=0.3, scale_to_zero=True).start()
