@@ -61,6 +61,10 @@ class SupervisorCase(SynchronousTestCase):
         """
         lease = self.supervisor.lease(version_id)
         d = self.supervisor.socket_for(version_id)
+        for leaving in self.launcher.launched:
+            # A version suspended to make room: it exits, then the new one is spawned.
+            if leaving.pid is not None and signal.SIGTERM in leaving.signals:
+                leaving.exit()
         child = self.launcher.launched[-1]
         if child.spec.id == version_id and child.pid is not None and not child._ready.done:
             child.become_ready()
@@ -389,6 +393,23 @@ class BudgetTests(SupervisorCase):
         self.assertEqual(self.supervisor.state("b"), SUSPENDED)
         self.assertEqual(self.supervisor.state("a"), RUNNING)
         self.assertEqual(a.signals, [])
+
+    def test_room_made_before_spawning(self):
+        """
+        The version suspended to make room has exited before the new one is spawned: there
+        are never more than max_running processes, even for a moment.
+        """
+        a = self.serve("a")
+        self.serve("b")
+        d = self.supervisor.socket_for("c")
+        self.assertEqual(a.signals, [signal.SIGTERM])
+        self.assertEqual(len(self.launcher.launched), 2)
+        self.assertEqual(self.supervisor.state("c"), STARTING)
+        self.assertEqual(self.supervisor.running_count(), 2)
+        a.exit()
+        self.assertEqual(len(self.launcher.launched), 3)
+        self.launcher.launched[-1].become_ready()
+        self.assertEqual(self.successResultOf(d), "/run/c.sock")
 
     def test_warm_kept_over_older(self):
         self.warm.add("a")

@@ -268,22 +268,29 @@ class Supervisor(Service):
             version.waiters.append(waiter)
             return waiter
         try:
-            self._make_room(version)
+            room = self._make_room(version)
         except AtCapacity:
             return fail()
         self._cancel_restart(version)
         # The waiter is registered first: the start may complete synchronously.
         version.waiters = [waiter]
         version.state = STARTING
-        d = get_spec()
+        # A version suspended to make room has exited before the new one is spawned, so
+        # there are never more than --max-running processes, even for a moment.
+        d = room.addCallback(lambda _: get_spec())
         d.addCallback(self._launch)
         d.addBoth(self._started, version)
         return waiter
 
     def _make_room(self, version):
+        """
+        A Deferred that fires once there is room for C{version} under C{max_running}: at
+        once, or when the least recently used idle version has been suspended and has
+        exited.  Raises L{AtCapacity} when every running version is busy.
+        """
         limit = self._lifecycle.max_running
         if limit is None or self.running_count() < limit:
-            return
+            return succeed(None)
         idle = [
             v
             for v in self._versions.values()
@@ -296,7 +303,7 @@ class Supervisor(Service):
             )
         lukewarm = [v for v in idle if not self._warm(v.id)] or idle
         victim = min(lukewarm, key=lambda v: v.last_used or 0.0)
-        self._take_out(victim, SUSPENDED, "to make room (--max-running)")
+        return self._take_out(victim, SUSPENDED, "to make room (--max-running)")
 
     def _launch(self, spec):
         child = self._launcher.launch(spec)
