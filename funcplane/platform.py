@@ -6,13 +6,16 @@ source of truth), the route table and the running children in step.
 import uuid
 
 import attrs
+from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.logger import Logger
 
-from funcplane.errors import Conflict, NoSuchFunction, NoSuchVersion
+from funcplane.errors import AtCapacity, Conflict, NoSuchFunction, NoSuchVersion
 from funcplane.model import VersionSpec
 from funcplane.names import generate_version_name
 
 GENERATED_NAME_ATTEMPTS = 5
+# Latest versions started at once when funcplane starts.
+START_CONCURRENCY = 4
 
 
 @attrs.frozen
@@ -75,17 +78,39 @@ class Platform:
             self._routes.replace(routes)
         return all_routes
 
-    def start_latest(self, all_routes):
+    async def start_latest(self, all_routes, concurrency=START_CONCURRENCY):
         """
-        Start every function's latest version, in the background; failures are logged.
+        Start every function's latest version, a few at a time and only while the running
+        budget has room; the rest start on their first request.  Failures are logged.
         """
-        for routes in all_routes:
-            if routes.latest is not None:
-                self._supervisor.socket_for(routes.latest).addErrback(
-                    lambda f, name=routes.function: self.log.failure(
-                        "could not start the latest version of {function}", f, function=name
-                    )
+        latest = [(r.function, r.latest) for r in all_routes if r.latest is not None]
+        gate = DeferredSemaphore(concurrency)
+        started = []
+
+        async def start(function, version_id):
+            if not self._supervisor.has_room():
+                return
+            try:
+                await self._supervisor.socket_for(version_id)
+            except AtCapacity:
+                return
+            except Exception:
+                self.log.failure(
+                    "could not start the latest version of {function}", function=function
                 )
+                return
+            started.append(function)
+
+        await gatherResults(
+            [gate.run(lambda f=f, v=v: Deferred.fromCoroutine(start(f, v))) for f, v in latest]
+        )
+        if len(started) < len(latest):
+            self.log.info(
+                "started the latest version of {started} of {count} functions; the others"
+                " start on their first request (--max-running)",
+                started=len(started),
+                count=len(latest),
+            )
 
     async def _taken_names(self, function):
         try:

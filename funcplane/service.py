@@ -226,7 +226,9 @@ class FuncplaneService(MultiService):
             listen=settings.listen,
             domain=settings.domain,
         )
-        self.platform.start_latest(all_routes)
+        # In the background: the listener is already serving, and a request for a version
+        # not started yet starts it.
+        Deferred.fromCoroutine(self.platform.start_latest(all_routes))
         return self
 
     def _confine(self, heap_mb):

@@ -197,6 +197,13 @@ class Supervisor(Service):
         """
         return sum(1 for v in self._versions.values() if v.state in (RUNNING, FROZEN, STARTING))
 
+    def has_room(self):
+        """
+        Whether one more child may start without suspending another (C{max_running}).
+        """
+        limit = self._lifecycle.max_running
+        return limit is None or self.running_count() < limit
+
     # Requests.
 
     def lease(self, version_id):
@@ -288,9 +295,9 @@ class Supervisor(Service):
         once, or when the least recently used idle version has been suspended and has
         exited.  Raises L{AtCapacity} when every running version is busy.
         """
-        limit = self._lifecycle.max_running
-        if limit is None or self.running_count() < limit:
+        if self.has_room():
             return succeed(None)
+        limit = self._lifecycle.max_running
         idle = [
             v
             for v in self._versions.values()

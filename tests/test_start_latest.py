@@ -1,0 +1,80 @@
+"""
+Starting every function's latest version when funcplane starts: a few at a time, and never
+past the running budget.
+"""
+
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+from twisted.logger import capturedLogs, formatEvent
+from twisted.trial.unittest import SynchronousTestCase
+
+from funcplane.model import FunctionRoutes
+from funcplane.platform import Platform
+from funcplane.routing import RouteTable
+from funcplane.runtime.supervisor import Lifecycle, Supervisor
+from tests.fakes import FakeLauncher, spec
+
+
+def functions(count):
+    return [FunctionRoutes(f"f{i}", f"id{i}", {"v1": f"id{i}"}, {}) for i in range(count)]
+
+
+class StartLatestTests(SynchronousTestCase):
+    def setUp(self):
+        self.launcher = FakeLauncher()
+
+    def platform(self, **lifecycle):
+        supervisor = Supervisor(
+            Clock(), self.launcher, lambda version_id: succeed(spec(version_id=version_id)),
+            Lifecycle(**lifecycle),
+        )
+        return Platform(Clock(), None, supervisor, RouteTable("func.local"))
+
+    def test_within_budget(self):
+        """
+        With --max-running 3 and ten functions, three latest versions start, no running one
+        is suspended to make room for another, and the log says the rest start on demand.
+        """
+        platform = self.platform(max_running=3)
+        with capturedLogs() as events:
+            d = Deferred.fromCoroutine(platform.start_latest(functions(10)))
+            self.assertEqual([c.spec.id for c in self.launcher.launched], ["id0", "id1", "id2"])
+            for child in self.launcher.launched:
+                child.become_ready()
+            self.successResultOf(d)
+        self.assertEqual(len(self.launcher.launched), 3)
+        self.assertEqual([c.signals for c in self.launcher.launched], [[], [], []])
+        self.assertEqual(
+            [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("funcplane.platform")],
+            ["started the latest version of 3 of 10 functions; the others start on their first"
+             " request (--max-running)"],
+        )
+
+    def test_a_few_at_a_time(self):
+        """
+        Without a budget every latest version starts, but no more than four at once.
+        """
+        platform = self.platform()
+        d = Deferred.fromCoroutine(platform.start_latest(functions(6)))
+        self.assertEqual(len(self.launcher.launched), 4)
+        self.launcher.launched[0].become_ready()
+        self.assertEqual(len(self.launcher.launched), 5)
+        for child in self.launcher.launched[1:]:
+            child.become_ready()
+        self.launcher.launched[-1].become_ready()
+        self.assertEqual(len(self.launcher.launched), 6)
+        self.successResultOf(d)
+
+    def test_failure_logged(self):
+        """
+        A latest version that cannot start is logged; the others still start.
+        """
+        platform = self.platform()
+        with capturedLogs() as events:
+            d = Deferred.fromCoroutine(platform.start_latest(functions(2)))
+            self.launcher.launched[0].fail_start(RuntimeError("broken"))
+            self.launcher.launched[1].become_ready()
+            self.successResultOf(d)
+        failures = [e for e in events if "log_failure" in e]
+        self.assertEqual([formatEvent(e) for e in failures], ["could not start the latest version of f0"])
+        self.flushLoggedErrors(RuntimeError)
