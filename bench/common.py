@@ -50,6 +50,38 @@ def api(port, method, path, body=None):
     return json.loads(data)
 
 
+class Server:
+    """
+    One twistd funcplane on C{port} with its data in C{data_dir}; C{pid} is twistd's.
+    """
+
+    def __init__(self, port, data_dir, options=(), cpu=None):
+        pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
+        self.port = port
+        self.process = subprocess.Popen(
+            [*pin, os.path.join(ROOT, ".venv", "bin", "twistd"), "-n", "--pidfile=", "funcplane",
+             "--port", f"tcp:{port}:interface=127.0.0.1", "--data-dir", data_dir, *options],
+            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN), cwd=ROOT,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.pid = self.process.pid
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                request(port, "GET", "/api/functions", headers=AUTH)
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    self.stop()
+                    raise SystemExit("funcplane did not start")
+                time.sleep(0.05)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=60)
+
+
 @contextlib.contextmanager
 def funcplane(*options, cpu=None):
     """
@@ -58,28 +90,11 @@ def funcplane(*options, cpu=None):
     @param cpu: the CPU funcplane and its children run on (C{taskset}), or L{None}.
     """
     data = tempfile.mkdtemp(prefix="fpbench")
-    port = free_port()
-    pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
-    server = subprocess.Popen(
-        [*pin, os.path.join(ROOT, ".venv", "bin", "twistd"), "-n", "--pidfile=", "funcplane",
-         "--port", f"tcp:{port}:interface=127.0.0.1", "--data-dir", os.path.join(data, "d"), *options],
-        env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN), cwd=ROOT,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    server = Server(free_port(), os.path.join(data, "d"), options, cpu)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                request(port, "GET", "/api/functions", headers=AUTH)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("funcplane did not start")
-                time.sleep(0.05)
-        yield port
+        yield server.port
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
+        server.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 

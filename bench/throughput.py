@@ -138,13 +138,13 @@ def percentile(values, p):
     return statistics.quantiles(sorted(values), n=100, method="inclusive")[p - 1]
 
 
-def wrk(port, connections, seconds):
+def wrk(port, connections, seconds, host=HOST):
     """
     Requests a second and errors, from wrk on the load CPU.
     """
     out = subprocess.run(
         ["taskset", "-c", str(LOAD_CPU), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
-         "-H", f"Host: {HOST}", f"http://127.0.0.1:{port}/"],
+         "-H", f"Host: {host}", f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True,
     ).stdout
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
