@@ -7,13 +7,12 @@ succeed.
 """
 
 import argparse
-import re
 import subprocess
 import sys
 import time
 
 from common import api, funcplane
-from throughput import ensure_wrk
+from throughput import ensure_wrk, parse_wrk
 
 CODE = 'export default {{ fetch() {{ return new Response("{marker}") }} }}'
 
@@ -44,13 +43,10 @@ def main():
                 done.append(f"rollback to {deployed[-2]}")
             time.sleep(pause)
         out, _ = load.communicate()
-    requests = int(re.search(r"(\d+) requests in", out).group(1))
-    non2xx = int((re.search(r"Non-2xx or 3xx responses: (\d+)", out) or [0, 0])[1])
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    socket_errors = sum(map(int, socket.groups())) if socket else 0
+    requests, _, errors = parse_wrk(out)
     print(f"{len(done)} changes ({done[0]} ... {done[-1]}) during {args.seconds} s of wrk -c16")
-    print(f"requests {requests}, non-2xx {non2xx}, socket errors {socket_errors}")
-    return 1 if non2xx or socket_errors else 0
+    print(f"requests {requests}, errors (non-2xx and socket) {errors}")
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -147,9 +147,21 @@ def wrk(port, connections, seconds, host=HOST):
          "-H", f"Host: {host}", f"http://127.0.0.1:{port}/"],
         capture_output=True, text=True, check=True,
     ).stdout
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    errors = sum(int(n) for n in re.findall(r"(?:Non-2xx or 3xx responses|errors: connect|read|write|timeout)\s*:?\s*(\d+)", out))
+    _, rate, errors = parse_wrk(out)
     return rate, errors
+
+
+def parse_wrk(out):
+    """
+    C{(requests, requests a second, errors)} from wrk's report; errors are non-2xx/3xx
+    answers plus socket errors (connect, read, write, timeout).
+    """
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non2xx.group(1)) if non2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return requests, rate, errors
 
 
 def main():

@@ -238,10 +238,9 @@ class Supervisor(Service):
         that are all busy.
         """
         version = self._version(version_id)
-        if version.child is not None and version.state == FROZEN:
-            self._thaw(version)
-        if version.child is not None and version.state == RUNNING:
-            return succeed(version.child.socket_path)
+        child = self._serving(version)
+        if child is not None:
+            return succeed(child.socket_path)
         if version.state == CRASHED and self._clock.seconds() < version.retry_at:
             return fail(self._crash_loop(version))
         return self._start(version, lambda: self._load_spec(version_id)).addCallback(
@@ -255,11 +254,18 @@ class Supervisor(Service):
         L{StartFailed}.
         """
         version = self._version(spec.id)
+        child = self._serving(version)
+        if child is not None:
+            return succeed(child)
+        return self._start(version, lambda: succeed(spec))
+
+    def _serving(self, version):
+        """
+        C{version}'s child if it can serve now (a frozen one is thawed), else L{None}.
+        """
         if version.child is not None and version.state == FROZEN:
             self._thaw(version)
-        if version.child is not None and version.state == RUNNING:
-            return succeed(version.child)
-        return self._start(version, lambda: succeed(spec))
+        return version.child if version.state == RUNNING else None
 
     def _crash_loop(self, version):
         wait = max(0.0, version.retry_at - self._clock.seconds())
