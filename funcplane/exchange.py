@@ -263,7 +263,8 @@ class Exchange:
             self._finish()
             return
         self._lease = self._factory.supervisor.lease(self._version_id)
-        self._timer = self._factory.clock.callLater(self._factory.request_timeout, self._timed_out)
+        self._timer = self._channel.request_deadline
+        self._timer.set(self._factory.request_timeout, self._timed_out)
         self._connect()
 
     def _connect(self):
@@ -447,9 +448,7 @@ class Exchange:
         """
         self._tunnel = True
         self._responded = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._clear_timer()
         head = [b"HTTP/1.1 101 %s\r\n" % (reason,)]
         for name, value in forwardable(headers):
             head += (name, b": ", value, b"\r\n")
@@ -521,8 +520,13 @@ class Exchange:
     # Time.
 
     def _rearm(self):
-        if self._timer is not None and self._timer.active():
-            self._timer.reset(self._factory.request_timeout)
+        if self._timer is not None:
+            self._timer.set(self._factory.request_timeout, self._timed_out)
+
+    def _clear_timer(self):
+        if self._timer is not None:
+            self._timer.clear()
+            self._timer = None
 
     def _timed_out(self):
         self._timer = None
@@ -606,9 +610,7 @@ class Exchange:
         self._channel.exchange_done(self)
 
     def _settle(self):
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
+        self._clear_timer()
         if self._lease is not None:
             lease, self._lease = self._lease, None
             lease.release()

@@ -31,6 +31,7 @@ from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
+from funcplane.deadline import Deadline
 from funcplane.exchange import Exchange, plain_response
 
 @attrs.frozen
@@ -202,7 +203,9 @@ class ProxyChannel(Protocol):
         self.gate = None
         self.writes_paused = False
         self.secure = False
-        self._timer = None
+        self._deadline = Deadline(factory.clock)
+        #: The deadline of the exchange being answered (one at a time per connection).
+        self.request_deadline = Deadline(factory.clock)
         self.peer = None
         self._upgrading = None
         self._tunnel = None
@@ -227,14 +230,16 @@ class ProxyChannel(Protocol):
         """
         Call C{then} in C{seconds} unless called again first (L{None}: stop waiting).
         """
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if seconds is not None:
-            self._timer = self.factory.clock.callLater(seconds, then)
+        if seconds is None:
+            self._deadline.clear()
+        else:
+            self._deadline.set(seconds, then)
+
+    def _stop_timers(self):
+        self._deadline.stop()
+        self.request_deadline.stop()
 
     def _head_too_slow(self):
-        self._timer = None
         if self._parsing is None and not self._held and not self._queue:
             # Nothing of a request arrived: just close.
             self._reading = False
@@ -243,7 +248,6 @@ class ProxyChannel(Protocol):
         self._reject(408, "the request headers took too long")
 
     def _idle_too_long(self):
-        self._timer = None
         if not self._queue and self._parsing is None:
             self._reading = False
             self.transport.loseConnection()
@@ -392,7 +396,7 @@ class ProxyChannel(Protocol):
             self.transport.registerProducer(self, True)
 
     def _hand_off(self):
-        self._wait(None)
+        self._stop_timers()
         self._parser = None
         self._parsing = None
         data, self._held = b"".join(self._held), None
@@ -444,7 +448,7 @@ class ProxyChannel(Protocol):
         """
         Read nothing more and drop every exchange not yet answered.
         """
-        self._wait(None)
+        self._stop_timers()
         self._reading = False
         self._parser = None
         queue, self._queue = self._queue, deque()
@@ -454,7 +458,7 @@ class ProxyChannel(Protocol):
     def connectionLost(self, reason):
         self.factory.closed(self.peer)
         if self._admin is not None:
-            self._wait(None)
+            self._stop_timers()
             self._admin.connectionLost(reason)
             return
         self._end_exchanges()

@@ -14,6 +14,7 @@ from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
+from funcplane.deadline import Deadline
 from funcplane.interfaces import IUpstreamPool
 
 # workerd closes idle keep-alive connections after 15 s; give ours up before that.
@@ -228,8 +229,15 @@ class UpstreamConnection(Protocol):
         self.reused = False
         self._handler = None
         self._response = None
-        self._idle_call = None
+        #: When an idle connection expires (L{UpstreamPool} sets it).
+        self.idle_deadline = Deadline(pool.clock)
         self._lost = []
+
+    def expire(self):
+        """
+        Idle too long: the pool lets the connection go.
+        """
+        self._pool.expire(self)
 
     def when_lost(self):
         """
@@ -350,6 +358,7 @@ class UpstreamPool:
         response_head_bytes=64 * 1024,
     ):
         self._reactor = reactor
+        self.clock = reactor
         self.response_head_bytes = response_head_bytes
         self._connect = connect or self._connect_unix
         self._idle_seconds = idle_seconds
@@ -373,8 +382,7 @@ class UpstreamPool:
         connection = idle.pop()
         if not idle:
             del self._idle[socket_path]
-        connection._idle_call.cancel()
-        connection._idle_call = None
+        connection.idle_deadline.clear()
         return connection
 
     def release(self, connection):
@@ -383,10 +391,9 @@ class UpstreamPool:
             connection.transport.loseConnection()
             return
         idle.append(connection)
-        connection._idle_call = self._reactor.callLater(self._idle_seconds, self._expire, connection)
+        connection.idle_deadline.set(self._idle_seconds, connection.expire)
 
-    def _expire(self, connection):
-        connection._idle_call = None
+    def expire(self, connection):
         self.forget(connection)
         connection.transport.loseConnection()
 
@@ -394,9 +401,7 @@ class UpstreamPool:
         """
         C{connection} was lost: it is no longer idle.
         """
-        if connection._idle_call is not None:
-            connection._idle_call.cancel()
-            connection._idle_call = None
+        connection.idle_deadline.stop()
         idle = self._idle.get(connection.key, [])
         if connection in idle:
             idle.remove(connection)

@@ -710,12 +710,23 @@ class LifecycleTests(ProxyCase):
 
     def test_no_timer_left(self):
         """
-        Once answered, only the idle timers are left: the child's connection in the pool
-        (10 s) and the client's kept-alive connection (60 s).
+        Once answered, only the idle deadlines are due: the child's connection in the pool
+        (10 s) and the client's kept-alive connection (60 s). The request's own deadline
+        (30 s) is cleared and does nothing when its time passes.
         """
         self.send(get())
         self.children.answer(OK)
-        self.assertEqual(sorted(c.getTime() for c in self.clock.getDelayedCalls()), [10.0, 60.0])
+        self.assertIsNone(self.channel.request_deadline.when)
+        self.clock.advance(9)
+        self.assertEqual(self.pool.idle_count(), 1)
+        self.clock.advance(1)
+        self.assertEqual(self.pool.idle_count(), 0)
+        self.clock.advance(49)
+        self.assertFalse(self.channel.transport.disconnecting)
+        self.assertEqual(self.supervisor.timed_out, [])
+        self.clock.advance(1)
+        self.assertTrue(self.channel.transport.disconnecting)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_at_capacity(self):
         self.supervisor.result = fail(AtCapacity("2 versions are running (--max-running) and every one is busy"))
