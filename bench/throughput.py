@@ -28,7 +28,7 @@ from common import ROOT, api, free_port, funcplane
 
 sys.path.insert(0, ROOT)
 
-from funcplane.model import MODULE, VersionSpec  # noqa: E402
+from funcplane.model import MODULE, VersionSpec, script_modules  # noqa: E402
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings  # noqa: E402
 from funcplane.runtime.egress import EgressPolicy  # noqa: E402
 from funcplane.runtime.locate import find_workerd  # noqa: E402
@@ -58,7 +58,7 @@ class DirectWorkerd:
         config = os.path.join(self._dir, "config.bin")
         builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy.for_host()))
         with open(config, "wb") as f:
-            f.write(builder.build(VersionSpec("direct", "hello", "v1", CODE, MODULE, ())))
+            f.write(builder.build(VersionSpec("direct", "hello", "v1", MODULE, script_modules(CODE, MODULE))))
         self._process = subprocess.Popen(
             ["taskset", "-c", str(cpu), find_workerd(), "serve", "--binary", config,
              "--socket-addr", f"http=127.0.0.1:{self.port}"],

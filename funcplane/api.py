@@ -22,6 +22,7 @@ from funcplane.parse import parse_deployment, parse_json_object, required_string
 ERRORS = [
     (errors.InvalidName, 400, "invalid_name"),
     (errors.InvalidEnvironment, 400, "invalid_env"),
+    (errors.InvalidBinding, 400, "invalid_binding"),
     (errors.InvalidRequest, 400, "invalid_request"),
     (errors.Unauthorized, 401, "unauthorized"),
     (errors.NoSuchFunction, 404, "function_not_found"),
@@ -145,7 +146,7 @@ class AdminAPI:
     @admin
     async def deploy(self, request, name):
         deployment = parse_deployment(name, self._body(request), self._limits)
-        version = await self._platform.deploy(deployment)
+        version = (await self._platform.deploy(deployment)).version
         host = self._host(deployment.function, version)
         return _json(
             request,

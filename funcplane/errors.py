@@ -29,6 +29,27 @@ class InvalidEnvironment(InvalidRequest):
     """
 
 
+class Conflict(FuncplaneError):
+    """
+    The request contradicts what exists: a version name taken, an alias that would shadow a
+    version, a function name that differs only in case, a version still in use.
+    """
+
+
+class InvalidBinding(InvalidRequest):
+    """
+    A binding cannot be made: an unsupported type, or an inherited name the deployed
+    version does not have.
+    """
+
+
+class NotDeployed(Conflict):
+    """
+    A secret cannot be changed: the function's latest version is not the only one serving
+    it (a traffic split is in place, or a newer version is only uploaded).
+    """
+
+
 class CodeTooLarge(FuncplaneError):
     """
     The function's code is over the size limit.
@@ -65,11 +86,6 @@ class NoSuchAlias(FuncplaneError):
     """
 
 
-class Conflict(FuncplaneError):
-    """
-    The request contradicts what exists: a version name taken, an alias that would shadow a
-    version, a function name that differs only in case, a version still in use.
-    """
 
 
 class StartFailed(FuncplaneError):

@@ -149,6 +149,12 @@ class Exchange:
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
 
+    def _header(self, name):
+        for key, value in self.headers:
+            if key.lower() == name:
+                return value
+        return None
+
     def _tokens(self, name):
         return {
             token.strip().lower() for value in self._values(name) for token in value.split(b",")
@@ -249,7 +255,7 @@ class Exchange:
             self._finish()
             return
         try:
-            self._version_id = self._factory.routes.resolve(self.host)
+            self._version_id = self._factory.routes.resolve(self.host, self._header)
         except NotAFunctionHost:
             self._plain(
                 421,

@@ -84,16 +84,32 @@ class IStore(Interface):
         Raise what L{publish} would raise for these names, writing nothing.
         """
 
-    def publish(deployment, version_id, version_name, created_at):
+    def publish(deployment, spec, created_at, deployment_id):
         """
-        Record a new version of C{deployment.function} (creating the function if needed),
-        make it latest, point C{deployment.alias} at it, all in one transaction.  Raise
-        L{funcplane.errors.Conflict} if a name is taken.
+        Record the new version C{spec} (a L{funcplane.model.VersionSpec}) of
+        C{deployment.function}, creating the function if needed; if C{deployment.deploy},
+        make it the function's whole deployment (C{deployment_id}); point
+        C{deployment.alias} at it; all in one transaction.  Return the function's
+        L{funcplane.model.FunctionRoutes}.  Raise L{funcplane.errors.Conflict} if a name is
+        taken.
         """
 
-    def set_latest(function, version):
+    def deploy(function, shares, created_at, deployment_id, metadata):
         """
-        Make version C{version} the latest of C{function}; return its id.
+        Make C{shares}, C{(version id, percentage)} pairs, the deployment of C{function}:
+        its own host is served by those versions in those proportions, and the largest share
+        becomes the latest version.  Return the function's routes.
+        """
+
+    def deployments(function):
+        """
+        The L{funcplane.model.DeploymentInfo}s of C{function}, newest first.
+        """
+
+    def set_latest(function, version, created_at, deployment_id, metadata):
+        """
+        Make version C{version} (a name) the whole deployment of C{function}; return the
+        function's routes.
         """
 
     def set_alias(function, alias, version):
@@ -106,10 +122,12 @@ class IStore(Interface):
         Remove an alias.
         """
 
-    def delete_version(function, version, force):
+    def delete_version(function, version, force, created_at, deployment_id):
         """
         Remove a version; unless C{force}, refuse with L{funcplane.errors.Conflict} while it
-        is latest or an alias points to it.  Return its id.
+        serves the function's own host or an alias points to it.  When the deployment is
+        left with no version, the newest remaining one takes it (C{deployment_id}).  Return
+        its id and the function's routes.
         """
 
     def delete_function(function):
@@ -148,9 +166,11 @@ class IRouteTable(Interface):
         Whether C{host} (a Host header's bytes) is under the functions' domain.
         """
 
-    def resolve(host):
+    def resolve(host, header=None):
         """
-        The version id that serves C{host}.
+        The version id that serves C{host}.  C{header(name)} gives the request's first
+        value of header C{name} (lower-case bytes) or L{None}; it is asked only when the
+        host's function splits its traffic.
 
         @raise funcplane.routing.NotAFunctionHost: C{host} is not under the functions'
             domain.

@@ -10,22 +10,98 @@ MODULE = "module"
 FORMATS = (SERVICE_WORKER, MODULE)
 
 
+# What a module's content is: text (UTF-8) or bytes, by the workerd module kind.
+TEXT_KINDS = ("esModule", "commonJsModule", "text", "json")
+BINARY_KINDS = ("data", "wasm")
+# The one module of a service-worker version.
+SCRIPT = "script"
+MODULE_KINDS = TEXT_KINDS + BINARY_KINDS + (SCRIPT,)
+
+# Binding types, by Cloudflare's names: a string, a JSON value (kept as its JSON text), a
+# secret string (never shown by any API).
+PLAIN_TEXT = "plain_text"
+JSON = "json"
+SECRET_TEXT = "secret_text"
+BINDING_TYPES = (PLAIN_TEXT, JSON, SECRET_TEXT)
+
+
+@frozen
+class Module:
+    """
+    One module of a version, its bytes kept exactly as uploaded.
+
+    @ivar name: the name other modules import it by (never a file path).
+    @ivar kind: one of L{MODULE_KINDS}.
+    """
+
+    name: str
+    kind: str
+    content: bytes
+
+
+@frozen
+class Binding:
+    """
+    A name on the function's C{env} (or a global, for service-worker scripts).
+
+    @ivar type: one of L{BINDING_TYPES}.
+    @ivar value: the text; for L{JSON}, the value's JSON text.
+    """
+
+    name: str
+    type: str
+    value: str
+
+
+def _sorted_bindings(bindings):
+    return tuple(sorted(bindings, key=lambda b: b.name))
+
+
+def script_modules(code, format):
+    """
+    The modules of a version given as one script: an ES module called C{worker.js}, or a
+    service-worker script.
+    """
+    return (Module("worker.js", "esModule" if format == MODULE else SCRIPT, code.encode("utf-8")),)
+
+
+def text_bindings(env):
+    """
+    L{PLAIN_TEXT} bindings from C{(name, value)} pairs.
+    """
+    return tuple(Binding(name, PLAIN_TEXT, value) for name, value in env)
+
+
 @frozen
 class Deployment:
     """
-    A validated request to deploy code as a new version of a function.
+    A validated request to create a new version of a function.
 
+    @ivar modules: the version's modules, the main one first.
+    @ivar bindings: its bindings, by name.
     @ivar version: the version name, or L{None} to have one generated.
     @ivar alias: an alias to point at the new version, or L{None}.
-    @ivar env: environment variables as sorted C{(name, value)} pairs.
+    @ivar deploy: whether the new version takes all of the function's traffic at once
+        (C{False}: it is only uploaded, and answers at its own hosts).
+    @ivar inherit: names whose bindings come from the version now deployed; a name it does
+        not have is an error.
+    @ivar keep_types: binding types copied from the version now deployed for names the new
+        version does not set.  Secrets are kept unless a deploy says otherwise, as on
+        Cloudflare.
+    @ivar metadata: what the version records about itself: C{source} (C{api} or
+        C{wrangler}), C{message}, C{tag}, C{triggered_by}, the compatibility date asked for.
     """
 
     function: str
-    code: str
     format: str
+    modules: tuple
+    bindings: tuple = field(default=(), converter=_sorted_bindings)
     version: str | None = None
     alias: str | None = None
-    env: tuple = field(default=(), converter=lambda pairs: tuple(sorted(dict(pairs).items())))
+    deploy: bool = True
+    inherit: tuple = ()
+    keep_types: tuple = (SECRET_TEXT,)
+    metadata: dict = field(factory=dict, eq=False)
 
 
 @frozen
@@ -37,25 +113,49 @@ class VersionSpec:
         the version's socket.
     @ivar function: the function's name, for log events.
     @ivar version: the version's name, for log events.
+    @ivar modules: L{Module}s, the main one first.
+    @ivar bindings: L{Binding}s.
     """
 
     id: str
     function: str
     version: str
-    code: str
     format: str
-    env: tuple = ()
+    modules: tuple
+    bindings: tuple = ()
 
 
 @frozen
 class VersionInfo:
     """
     A version as the store knows it.
+
+    @ivar bindings: its L{Binding}s, with every secret's value L{None}: nothing read for
+        display carries a secret.
+    @ivar metadata: see L{Deployment.metadata}.
     """
 
     id: str
     name: str
     created_at: float
+    format: str = MODULE
+    bindings: tuple = ()
+    metadata: dict = field(factory=dict, eq=False)
+
+
+@frozen
+class DeploymentInfo:
+    """
+    One change of which versions serve a function's own host, and in what shares.
+
+    @ivar versions: C{(version id, percentage)} pairs.
+    @ivar metadata: C{source}, C{message}, C{triggered_by}.
+    """
+
+    id: str
+    created_at: float
+    versions: tuple
+    metadata: dict = field(factory=dict, eq=False)
 
 
 @frozen
@@ -97,9 +197,13 @@ class FunctionRoutes:
     """
     What the route table knows of one function: ids by lower-case version and alias name,
     and the latest version's id.
+
+    @ivar split: when the function's own host is shared by several versions, their
+        C{(id, percentage)} pairs; otherwise empty, and C{latest} serves it alone.
     """
 
     function: str
     latest: str | None
     versions: dict = field(factory=dict)
     aliases: dict = field(factory=dict)
+    split: tuple = ()

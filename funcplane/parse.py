@@ -9,7 +9,7 @@ import re
 import attrs
 
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidRequest
-from funcplane.model import FORMATS, MODULE, SERVICE_WORKER, Deployment
+from funcplane.model import FORMATS, MODULE, SERVICE_WORKER, Deployment, script_modules, text_bindings
 from funcplane.names import check_env_name, check_label
 
 _MODULE_SYNTAX = re.compile(r"^[ \t]*(?:export|import)\b[\s{*'\"]", re.MULTILINE)
@@ -136,9 +136,10 @@ def parse_deployment(function, body, limits):
         raise InvalidRequest(f"'format' must be one of {', '.join(FORMATS)}")
     return Deployment(
         function=function,
-        code=code,
         format=fmt,
+        modules=script_modules(code, fmt),
+        bindings=text_bindings(parse_env(body.get("env_vars"), limits)),
         version=version,
         alias=alias,
-        env=parse_env(body.get("env_vars"), limits),
+        metadata={"source": "api"},
     )

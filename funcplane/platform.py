@@ -9,7 +9,7 @@ import attrs
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.logger import Logger
 
-from funcplane.errors import AtCapacity, Conflict, NoSuchFunction, NoSuchVersion
+from funcplane.errors import AtCapacity, Conflict, InvalidBinding, NoSuchFunction, NoSuchVersion
 from funcplane.model import VersionSpec
 from funcplane.names import generate_version_name
 
@@ -60,12 +60,14 @@ class Platform:
         new_id=lambda: uuid.uuid4().hex,
         new_version_name=generate_version_name,
         logbook=None,
+        new_deployment_id=lambda: uuid.uuid4().hex,
     ):
         self._clock = clock
         self._store = store
         self._supervisor = supervisor
         self._routes = routes
         self._new_id = new_id
+        self._new_deployment_id = new_deployment_id
         self._new_version_name = new_version_name
         self._logbook = logbook
 
@@ -134,10 +136,47 @@ class Platform:
         await self._store.check_publish(deployment, name)
         return name
 
+    async def _current_bindings(self, function):
+        """
+        The bindings (secrets included) of the version that now serves C{function}'s own
+        host, by name; empty for a new function.
+        """
+        try:
+            info = await self._store.function(function)
+        except NoSuchFunction:
+            return {}
+        latest = info.version_named(info.latest) if info.latest is not None else None
+        if latest is None:
+            return {}
+        spec = await self._store.version_spec(latest.id)
+        return {binding.name: binding for binding in spec.bindings}
+
+    async def _bindings(self, deployment):
+        """
+        The new version's bindings: its own, plus those it inherits by name, plus those of
+        the kept types it does not set.
+        """
+        if not deployment.inherit and not deployment.keep_types:
+            return deployment.bindings
+        current = await self._current_bindings(deployment.function)
+        found = {binding.name: binding for binding in deployment.bindings}
+        for name in deployment.inherit:
+            if name not in current:
+                raise InvalidBinding(
+                    f"inherit binding '{name}' is invalid: the deployed version of"
+                    f" {deployment.function} has no binding {name}"
+                )
+            found[name] = current[name]
+        for name, binding in current.items():
+            if binding.type in deployment.keep_types and name not in found:
+                found[name] = binding
+        return tuple(sorted(found.values(), key=lambda binding: binding.name))
+
     async def deploy(self, deployment):
         """
         Start C{deployment} as a new version, and only once it serves, record it, make it
-        the latest and point its alias at it.  Return the version's name.
+        the function's whole deployment (unless it is only uploaded) and point its alias at
+        it.  Return its L{VersionSpec}.
 
         @raise funcplane.errors.StartFailed: the script did not start; nothing is recorded
             and no process is left.
@@ -148,25 +187,54 @@ class Platform:
             id=self._new_id(),
             function=deployment.function,
             version=name,
-            code=deployment.code,
             format=deployment.format,
-            env=deployment.env,
+            modules=deployment.modules,
+            bindings=await self._bindings(deployment),
         )
         started = self._clock.seconds()
         await self._supervisor.start(spec)
         try:
-            routes = await self._store.publish(deployment, spec.id, name, self._clock.seconds())
+            routes = await self._store.publish(
+                deployment, spec, self._clock.seconds(), self._new_deployment_id()
+            )
         except BaseException:
             await self._supervisor.stop(spec.id)
             raise
         self._routes.replace(routes)
         self.log.info(
-            "deployed {function}:{version} in {seconds:.3f}s",
+            "{what} {function}:{version} in {seconds:.3f}s",
+            what="deployed" if deployment.deploy else "uploaded",
             function=deployment.function,
             version=name,
             seconds=self._clock.seconds() - started,
         )
-        return name
+        return spec
+
+    async def deploy_versions(self, function, shares, metadata):
+        """
+        Serve C{function}'s own host by several versions: C{shares} are C{(version id,
+        percentage)} pairs summing to 100.  Each version is started first, so that the
+        switch drops nothing.  Return the deployment's id.
+        """
+        for version_id, _ in shares:
+            await self._supervisor.socket_for(version_id)
+        deployment_id = self._new_deployment_id()
+        routes = await self._store.deploy(
+            function, shares, self._clock.seconds(), deployment_id, metadata
+        )
+        self._routes.replace(routes)
+        self.log.info(
+            "deployed {function}: {shares}",
+            function=function,
+            shares=", ".join(f"{version_id} {percentage:g}%" for version_id, percentage in shares),
+        )
+        return deployment_id
+
+    async def deployments(self, function):
+        """
+        The L{funcplane.model.DeploymentInfo}s of C{function}, newest first.
+        """
+        return await self._store.deployments(function)
 
     async def _existing_version(self, function, version):
         info = await self._store.function(function)
@@ -183,7 +251,13 @@ class Platform:
         """
         info, target = await self._existing_version(function, version)
         await self._supervisor.socket_for(target.id)
-        routes = await self._store.set_latest(function, version)
+        routes = await self._store.set_latest(
+            function,
+            version,
+            self._clock.seconds(),
+            self._new_deployment_id(),
+            {"source": "api", "triggered_by": "rollback"},
+        )
         if alias is not None:
             routes = await self._store.set_alias(function, alias, version)
         self._routes.replace(routes)
@@ -219,7 +293,9 @@ class Platform:
         """
         Delete C{version}: its hosts answer 404 and its process stops.
         """
-        version_id, routes = await self._store.delete_version(function, version, force)
+        version_id, routes = await self._store.delete_version(
+            function, version, force, self._clock.seconds(), self._new_deployment_id()
+        )
         self._routes.replace(routes)
         await self._forget(version_id)
 

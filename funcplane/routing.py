@@ -4,12 +4,24 @@ From a request's Host to the version that serves it.
 Under the functions' domain (C{func.local} by default) a host names a function and
 optionally one of its versions or aliases:
 
-    hello.func.local        the latest version of hello
+    hello.func.local        the latest version of hello, or a share of its versions
     v1.hello.func.local     version v1
     test.hello.func.local   the version alias test points to
+    3f2a9c1b.hello.func.local   the version whose id starts with 3f2a9c1b (8 or more hex
+                            digits; a version or alias name of that form wins)
+
+When a function's own host is split over several versions, each request goes to one of
+them in proportion to its share.  A request with a C{Cloudflare-Workers-Version-Key}
+header always goes to the same version for the same key; a
+C{Cloudflare-Workers-Version-Overrides} header (C{NAME="VERSION-ID"}) picks one of the
+deployment's versions outright.
 
 Hosts are compared case-insensitively, with the port and one trailing dot stripped.
 """
+
+import hashlib
+import random
+import re
 
 from zope.interface import implementer
 
@@ -60,8 +72,46 @@ def split_host(host, domain):
     return None
 
 
+VERSION_KEY = b"cloudflare-workers-version-key"
+VERSION_OVERRIDES = b"cloudflare-workers-version-overrides"
+MIN_ID_PREFIX = 8
+_HEX = re.compile(r"[0-9a-f]+\Z")
+_OVERRIDE = re.compile(r'\s*([a-z0-9-]+)\s*=\s*"([0-9a-fA-F-]+)"\s*\Z')
+
+
+def plain_id(text):
+    """
+    A version id as funcplane keeps it (32 lower-case hex digits) from either that form or
+    a UUID with dashes; L{None} when C{text} is neither.
+    """
+    digits = text.replace("-", "").lower()
+    return digits if len(digits) == 32 and _HEX.match(digits) else None
+
+
+def _overridden(function, value):
+    """
+    The version id C{value} (a C{Cloudflare-Workers-Version-Overrides} header) names for
+    C{function}, or L{None}.
+    """
+    for member in value.decode("ascii", "replace").split(","):
+        match = _OVERRIDE.match(member.lower())
+        if match and match.group(1) == function:
+            return plain_id(match.group(2))
+    return None
+
+
 def _under(host, domain):
     return host == domain or host.endswith("." + domain)
+
+
+def _by_prefix(routes, selector):
+    """
+    The one version whose id starts with C{selector}, if it is long enough and hex.
+    """
+    if len(selector) < MIN_ID_PREFIX or not _HEX.match(selector):
+        return None
+    found = [version_id for version_id in routes.versions.values() if version_id.startswith(selector)]
+    return found[0] if len(found) == 1 else None
 
 
 @implementer(IRouteTable)
@@ -70,12 +120,14 @@ class RouteTable:
     The in-memory route table.  See L{IRouteTable}.
 
     @param domain: the functions' domain, for example C{func.local}.
+    @param random: returns a float in [0, 1), for picking a version of a split.
     """
 
-    def __init__(self, domain):
+    def __init__(self, domain, random=random.random):
         self.domain = domain.lower().rstrip(".")
         self._functions = {}
         self._latest = set()
+        self._random = random
 
     def is_function_host(self, host):
         """
@@ -84,7 +136,7 @@ class RouteTable:
         """
         return _under(canonical_host(host), self.domain)
 
-    def resolve(self, host):
+    def resolve(self, host, header=None):
         canonical = canonical_host(host)
         if not _under(canonical, self.domain):
             raise NotAFunctionHost(f"{canonical} is not under {self.domain}")
@@ -96,13 +148,46 @@ class RouteTable:
         if routes is None:
             raise NotRouted(f"function {function} not found")
         if selector is None:
+            if routes.split:
+                return self._pick(routes, header)
             if routes.latest is None:
                 raise NotRouted(f"function {function} has no versions")
             return routes.latest
-        found = routes.versions.get(selector) or routes.aliases.get(selector)
+        found = (
+            routes.versions.get(selector)
+            or routes.aliases.get(selector)
+            or _by_prefix(routes, selector)
+        )
         if found is None:
             raise NotRouted(f"function {function} has no version or alias {selector}")
         return found
+
+    def _pick(self, routes, header):
+        """
+        One version of the split: the one an override names, the one a version key hashes
+        to, or one at random, each in proportion to its share.
+        """
+        split = routes.split
+        if header is not None:
+            overrides = header(VERSION_OVERRIDES)
+            if overrides is not None:
+                wanted = _overridden(routes.function, overrides)
+                if any(version_id == wanted for version_id, _ in split):
+                    return wanted
+            key = header(VERSION_KEY)
+        else:
+            key = None
+        total = sum(share for _, share in split)
+        if key is not None:
+            digest = hashlib.sha256(routes.function.encode() + b"\0" + key).digest()
+            point = int.from_bytes(digest[:8], "big") / 2**64 * total
+        else:
+            point = self._random() * total
+        for version_id, share in split:
+            point -= share
+            if point < 0:
+                return version_id
+        return split[-1][0]
 
     def replace(self, routes):
         self._functions[routes.function] = routes

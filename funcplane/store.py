@@ -12,7 +12,16 @@ from zope.interface import implementer
 
 from funcplane.errors import Conflict, NoSuchAlias, NoSuchFunction, NoSuchVersion
 from funcplane.interfaces import IStore
-from funcplane.model import FunctionInfo, FunctionRoutes, VersionInfo, VersionSpec
+from funcplane.model import (
+    SECRET_TEXT,
+    Binding,
+    DeploymentInfo,
+    FunctionInfo,
+    FunctionRoutes,
+    Module,
+    VersionInfo,
+    VersionSpec,
+)
 
 
 def migrations():
@@ -98,7 +107,96 @@ def _routes(txn, function_id):
     versions = dict(txn.fetchall())
     txn.execute("SELECT key, version_id FROM aliases WHERE function_id = ?", (function_id,))
     aliases = dict(txn.fetchall())
-    return FunctionRoutes(function=key, latest=latest, versions=versions, aliases=aliases)
+    current = _current_deployment(txn, function_id)
+    split = current.versions if current is not None and len(current.versions) > 1 else ()
+    return FunctionRoutes(
+        function=key, latest=latest, versions=versions, aliases=aliases, split=split
+    )
+
+
+def _deployment_rows(txn, function_id, limit=-1):
+    txn.execute(
+        "SELECT id, created_at, metadata FROM deployments WHERE function_id = ?"
+        " ORDER BY created_at DESC, rowid DESC LIMIT ?",
+        (function_id, limit),
+    )
+    found = []
+    for deployment_id, created_at, metadata in txn.fetchall():
+        txn.execute(
+            "SELECT version_id, percentage FROM deployment_versions WHERE deployment_id = ?"
+            " ORDER BY percentage DESC, version_id",
+            (deployment_id,),
+        )
+        found.append(
+            DeploymentInfo(
+                id=deployment_id,
+                created_at=created_at,
+                versions=tuple(txn.fetchall()),
+                metadata=json.loads(metadata),
+            )
+        )
+    return found
+
+
+def _current_deployment(txn, function_id):
+    """
+    The newest deployment that still has a version, or L{None}.
+    """
+    for deployment in _deployment_rows(txn, function_id):
+        if deployment.versions:
+            return deployment
+    return None
+
+
+def _record_deployment(txn, function_id, deployment_id, shares, created_at, metadata):
+    """
+    Make C{shares} (C{(version id, percentage)} pairs) the function's deployment, and its
+    largest share the latest version.
+    """
+    txn.execute(
+        "INSERT INTO deployments (id, function_id, created_at, metadata) VALUES (?, ?, ?, ?)",
+        (deployment_id, function_id, created_at, json.dumps(metadata)),
+    )
+    txn.executemany(
+        "INSERT INTO deployment_versions (deployment_id, version_id, percentage) VALUES (?, ?, ?)",
+        [(deployment_id, version_id, percentage) for version_id, percentage in shares],
+    )
+    main = max(shares, key=lambda share: share[1])[0]
+    txn.execute("UPDATE functions SET latest_version_id = ? WHERE id = ?", (main, function_id))
+
+
+def _redeploy_without(txn, function_id, current, version_id, created_at, deployment_id):
+    """
+    C{version_id}, which served the function's own host, is gone: the rest of its
+    deployment serves on, or, if nothing is left of it, the newest remaining version takes
+    the whole deployment.
+    """
+    rest = [share for share in current.versions if share[0] != version_id] if current else []
+    if rest:
+        main = max(rest, key=lambda share: share[1])[0]
+        txn.execute("UPDATE functions SET latest_version_id = ? WHERE id = ?", (main, function_id))
+        return
+    txn.execute(
+        "SELECT id FROM versions WHERE function_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        (function_id,),
+    )
+    row = txn.fetchone()
+    if row is None:
+        txn.execute("UPDATE functions SET latest_version_id = NULL WHERE id = ?", (function_id,))
+        return
+    metadata = {"source": "api", "triggered_by": "delete"}
+    _record_deployment(txn, function_id, deployment_id, [(row[0], 100)], created_at, metadata)
+
+
+def _bindings(text, reveal):
+    return tuple(
+        Binding(name, kind, value if reveal or kind != SECRET_TEXT else None)
+        for name, kind, value in json.loads(text)
+    )
+
+
+def _bindings_json(bindings):
+    return json.dumps([[b.name, b.type, b.value] for b in bindings])
 
 
 def _check_alias_name(txn, function_id, function, alias):
@@ -156,11 +254,21 @@ def _check_publish(txn, deployment, version_name):
 def _function_info(txn, row):
     function_id, name, created_at, latest_id = row
     txn.execute(
-        "SELECT id, name, created_at FROM versions WHERE function_id = ?"
-        " ORDER BY created_at, rowid",
+        "SELECT id, name, created_at, format, bindings, metadata FROM versions"
+        " WHERE function_id = ? ORDER BY created_at, rowid",
         (function_id,),
     )
-    versions = tuple(VersionInfo(id=i, name=n, created_at=c) for i, n, c in txn.fetchall())
+    versions = tuple(
+        VersionInfo(
+            id=i,
+            name=n,
+            created_at=c,
+            format=f,
+            bindings=_bindings(b, reveal=False),
+            metadata=json.loads(m),
+        )
+        for i, n, c, f, b, m in txn.fetchall()
+    )
     names = {v.id: v.name for v in versions}
     txn.execute(
         "SELECT name, version_id FROM aliases WHERE function_id = ? ORDER BY key",
@@ -174,6 +282,18 @@ def _function_info(txn, row):
         versions=versions,
         aliases=aliases,
     )
+
+
+def _modules(txn, version_id):
+    txn.execute(
+        "SELECT name, kind, content FROM modules WHERE version_id = ? ORDER BY position",
+        (version_id,),
+    )
+    return tuple(Module(name, kind, bytes(content)) for name, kind, content in txn.fetchall())
+
+
+def _deployment_metadata(metadata):
+    return {key: metadata[key] for key in ("source", "message", "triggered_by") if key in metadata}
 
 
 @implementer(IStore)
@@ -224,47 +344,77 @@ class SQLiteStore:
         """
         return self._pool.runInteraction(_check_publish, deployment, version_name)
 
-    def publish(self, deployment, version_id, version_name, created_at):
+    def publish(self, deployment, spec, created_at, deployment_id):
         def publish(txn):
-            function_id = _check_publish(txn, deployment, version_name)
+            function_id = _check_publish(txn, deployment, spec.version)
             if function_id is None:
                 txn.execute(
                     "INSERT INTO functions (name, key, created_at) VALUES (?, ?, ?)",
                     (deployment.function, deployment.function.lower(), created_at),
                 )
                 function_id = txn.lastrowid
-            key = version_name.lower()
             txn.execute(
-                "INSERT INTO versions (id, function_id, name, key, format, code, env,"
+                "INSERT INTO versions (id, function_id, name, key, format, bindings, metadata,"
                 " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    version_id,
+                    spec.id,
                     function_id,
-                    version_name,
-                    key,
-                    deployment.format,
-                    deployment.code,
-                    json.dumps(dict(deployment.env)),
+                    spec.version,
+                    spec.version.lower(),
+                    spec.format,
+                    _bindings_json(spec.bindings),
+                    json.dumps(deployment.metadata),
                     created_at,
                 ),
             )
-            txn.execute(
-                "UPDATE functions SET latest_version_id = ? WHERE id = ?",
-                (version_id, function_id),
+            txn.executemany(
+                "INSERT INTO modules (version_id, position, name, kind, content)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [
+                    (spec.id, position, module.name, module.kind, module.content)
+                    for position, module in enumerate(spec.modules)
+                ],
             )
+            if deployment.deploy:
+                _record_deployment(
+                    txn,
+                    function_id,
+                    deployment_id,
+                    [(spec.id, 100)],
+                    created_at,
+                    _deployment_metadata(deployment.metadata),
+                )
             if deployment.alias is not None:
-                _upsert_alias(txn, function_id, deployment.alias, version_id)
+                _upsert_alias(txn, function_id, deployment.alias, spec.id)
             return _routes(txn, function_id)
 
         return self._pool.runInteraction(publish)
 
-    def set_latest(self, function, version):
+    def deploy(self, function, shares, created_at, deployment_id, metadata):
+        def deploy(txn):
+            function_id = _function_row(txn, function)[0]
+            txn.execute("SELECT id FROM versions WHERE function_id = ?", (function_id,))
+            known = {version_id for (version_id,) in txn.fetchall()}
+            for version_id, _ in shares:
+                if version_id not in known:
+                    raise NoSuchVersion(f"function {function} has no version {version_id}")
+            _record_deployment(txn, function_id, deployment_id, shares, created_at, metadata)
+            return _routes(txn, function_id)
+
+        return self._pool.runInteraction(deploy)
+
+    def deployments(self, function):
+        def deployments(txn):
+            return _deployment_rows(txn, _function_row(txn, function)[0])
+
+        return self._pool.runInteraction(deployments)
+
+    def set_latest(self, function, version, created_at, deployment_id, metadata):
         def set_latest(txn):
             function_id = _function_row(txn, function)[0]
             version_id = _version_id(txn, function_id, function, version)
-            txn.execute(
-                "UPDATE functions SET latest_version_id = ? WHERE id = ?",
-                (version_id, function_id),
+            _record_deployment(
+                txn, function_id, deployment_id, [(version_id, 100)], created_at, metadata
             )
             return _routes(txn, function_id)
 
@@ -293,7 +443,7 @@ class SQLiteStore:
 
         return self._pool.runInteraction(delete_alias)
 
-    def delete_version(self, function, version, force):
+    def delete_version(self, function, version, force, created_at, deployment_id):
         def delete_version(txn):
             function_id, _, _, latest_id = _function_row(txn, function)
             version_id = _version_id(txn, function_id, function, version)
@@ -301,22 +451,23 @@ class SQLiteStore:
                 "SELECT name FROM aliases WHERE version_id = ? ORDER BY key", (version_id,)
             )
             aliases = [name for (name,) in txn.fetchall()]
-            if not force and (version_id == latest_id or aliases):
-                uses = (["it is the latest version"] if version_id == latest_id else []) + [
-                    f"alias {a} points to it" for a in aliases
-                ]
+            current = _current_deployment(txn, function_id)
+            serving = current is not None and version_id in dict(current.versions)
+            if not force and (version_id == latest_id or serving or aliases):
+                uses = (
+                    ["it is the latest version"]
+                    if version_id == latest_id
+                    else ["it serves part of the function's traffic"]
+                    if serving
+                    else []
+                ) + [f"alias {a} points to it" for a in aliases]
                 raise Conflict(
                     f"version {version} of {function} is in use ({', '.join(uses)});"
                     " roll back or move the aliases first, or delete with ?force=true"
                 )
             txn.execute("DELETE FROM versions WHERE id = ?", (version_id,))
-            if version_id == latest_id:
-                txn.execute(
-                    "UPDATE functions SET latest_version_id = (SELECT id FROM versions"
-                    " WHERE function_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1)"
-                    " WHERE id = ?",
-                    (function_id, function_id),
-                )
+            if serving or version_id == latest_id:
+                _redeploy_without(txn, function_id, current, version_id, created_at, deployment_id)
             return version_id, _routes(txn, function_id)
 
         return self._pool.runInteraction(delete_version)
@@ -347,21 +498,21 @@ class SQLiteStore:
     def version_spec(self, version_id):
         def version_spec(txn):
             txn.execute(
-                "SELECT f.name, v.name, v.code, v.format, v.env FROM versions v"
+                "SELECT f.name, v.name, v.format, v.bindings FROM versions v"
                 " JOIN functions f ON f.id = v.function_id WHERE v.id = ?",
                 (version_id,),
             )
             row = txn.fetchone()
             if row is None:
                 raise NoSuchVersion(f"version {version_id} no longer exists")
-            function, version, code, fmt, env = row
+            function, version, fmt, bindings = row
             return VersionSpec(
                 id=version_id,
                 function=function,
                 version=version,
-                code=code,
                 format=fmt,
-                env=tuple(sorted(json.loads(env).items())),
+                modules=_modules(txn, version_id),
+                bindings=_bindings(bindings, reveal=True),
             )
 
         return self._pool.runInteraction(version_spec)

@@ -14,7 +14,7 @@ from zope.interface import implementer
 from zope.interface.verify import verifyClass
 
 from funcplane.interfaces import IChild, IRuntimeLauncher
-from funcplane.model import Deployment, VersionSpec
+from funcplane.model import Deployment, VersionSpec, script_modules, text_bindings
 from funcplane.runtime.process import CONFIG_FD, _Observers
 from funcplane.store import SQLiteStore, connected
 
@@ -114,11 +114,12 @@ verifyClass(IRuntimeLauncher, FakeLauncher)
 class InlinePool:
     """
     Stands in for C{adbapi.ConnectionPool}: runs each interaction at once, on the calling
-    thread, against an in-memory database, so store tests need no threads and no reactor.
+    thread, against an in-memory database (or the file C{path}), so store tests need no
+    threads and no reactor.
     """
 
     def __init__(self, path=None, reactor=None):
-        self._connection = dbapi2.connect(":memory:")
+        self._connection = dbapi2.connect(path or ":memory:")
         connected(self._connection)
         self.closed = False
 
@@ -149,23 +150,47 @@ def memory_store(test_case):
     return store
 
 
-def deployment(function="hello", version="v1", alias=None, code=None, env=(), fmt="service-worker"):
+def deployment(
+    function="hello", version="v1", alias=None, code=None, env=(), fmt="service-worker", **kwargs
+):
     """
     A L{Deployment} with defaults for what a test does not care about.
     """
+    code = code or 'addEventListener("fetch", e => e.respondWith(new Response("hi")))'
     return Deployment(
         function=function,
-        code=code or 'addEventListener("fetch", e => e.respondWith(new Response("hi")))',
         format=fmt,
+        modules=script_modules(code, fmt),
+        bindings=text_bindings(env),
         version=version,
         alias=alias,
-        env=env,
+        **kwargs,
+    )
+
+
+def spec_for(deployment, version_id):
+    """
+    The L{VersionSpec} a platform would make of C{deployment} (which names its version),
+    with nothing inherited.
+    """
+    return VersionSpec(
+        id=version_id,
+        function=deployment.function,
+        version=deployment.version,
+        format=deployment.format,
+        modules=deployment.modules,
+        bindings=deployment.bindings,
     )
 
 
 def spec(version_id="id1", function="hello", version="v1", env=()):
     return VersionSpec(
-        id=version_id, function=function, version=version, code="c", format="module", env=env
+        id=version_id,
+        function=function,
+        version=version,
+        format="module",
+        modules=script_modules("c", "module"),
+        bindings=text_bindings(env),
     )
 
 

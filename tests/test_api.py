@@ -13,6 +13,7 @@ from funcplane.auth import TokenChecker, token_hash
 from funcplane.errors import StartFailed
 from funcplane.logbook import LogBook
 from funcplane.parse import Limits
+from funcplane.model import PLAIN_TEXT, SCRIPT, Binding, Module
 from funcplane.platform import Platform
 from funcplane.routing import NotRouted, RouteTable
 from funcplane.runtime.supervisor import Supervisor
@@ -72,7 +73,7 @@ class AdminAPITests(APICase):
         )
         self.assertEqual(self.routes.resolve(b"v1.hello.func.local"), "id0")
         self.assertEqual(self.routes.resolve(b"hello.func.local"), "id0")
-        self.assertEqual(self.launcher.launched[0].spec.code, SW)
+        self.assertEqual(self.launcher.launched[0].spec.modules, (Module("worker.js", SCRIPT, SW.encode()),))
 
     def test_deploy_alias_and_generated_version(self):
         """
@@ -84,7 +85,9 @@ class AdminAPITests(APICase):
         self.assertEqual((code, body["version"], body["alias"], body["subdomain"]), (200, "gen1", "test", "gen1.hello.func.local"))
         self.assertEqual(self.routes.resolve(b"test.hello.func.local"), "id1")
         self.assertEqual(self.routes.resolve(b"hello.func.local"), "id1")
-        self.assertEqual(self.launcher.launched[1].spec.env, (("APP_ENV", "production"),))
+        self.assertEqual(
+            self.launcher.launched[1].spec.bindings, (Binding("APP_ENV", PLAIN_TEXT, "production"),)
+        )
 
     def test_rollback(self):
         """

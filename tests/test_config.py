@@ -2,7 +2,18 @@ import ipaddress
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from funcplane.model import MODULE, SERVICE_WORKER, VersionSpec
+from funcplane.model import (
+    JSON,
+    MODULE,
+    PLAIN_TEXT,
+    SECRET_TEXT,
+    SERVICE_WORKER,
+    Binding,
+    Module,
+    VersionSpec,
+    script_modules,
+    text_bindings,
+)
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
 from funcplane.runtime.egress import EgressPolicy
 
@@ -18,6 +29,10 @@ HOSTILE = [
 ]
 
 
+def one_script(code, fmt, bindings=()):
+    return VersionSpec("id", "f", "v", fmt, script_modules(code, fmt), bindings)
+
+
 def builder(**kwargs):
     settings = RuntimeSettings(egress=EgressPolicy(denied_hosts=(ipaddress.ip_network("192.0.2.2/32"),)), **kwargs)
     return ConfigBuilder(settings, SCHEMA)
@@ -31,7 +46,7 @@ class ConfigTests(SynchronousTestCase):
         """
         env = tuple((f"V{i}", value) for i, value in enumerate(HOSTILE))
         b = builder()
-        config = b.read(b.build(VersionSpec("id", "f", "v", "c", SERVICE_WORKER, env)))
+        config = b.read(b.build(one_script("c", SERVICE_WORKER, text_bindings(env))))
         bindings = config["services"][0]["worker"]["bindings"]
         self.assertEqual([(x["name"], x["text"]) for x in bindings], list(env))
         self.assertEqual([set(x) for x in bindings], [{"name", "text"}] * len(env))
@@ -41,7 +56,7 @@ class ConfigTests(SynchronousTestCase):
         A service-worker script is the worker's serviceWorkerScript, as given.
         """
         b = builder(compatibility_date="2025-01-01")
-        worker = b.read(b.build(VersionSpec("id", "f", "v", HOSTILE[2], SERVICE_WORKER)))["services"][0]["worker"]
+        worker = b.read(b.build(one_script(HOSTILE[2], SERVICE_WORKER)))["services"][0]["worker"]
         self.assertEqual(worker["serviceWorkerScript"], HOSTILE[2])
         self.assertEqual(worker["compatibilityDate"], "2025-01-01")
         self.assertNotIn("modules", worker)
@@ -51,8 +66,50 @@ class ConfigTests(SynchronousTestCase):
         An ES module is the worker's one module.
         """
         b = builder()
-        worker = b.read(b.build(VersionSpec("id", "f", "v", "export default {}", MODULE)))["services"][0]["worker"]
+        worker = b.read(b.build(one_script("export default {}", MODULE)))["services"][0]["worker"]
         self.assertEqual(worker["modules"], [{"name": "worker.js", "esModule": "export default {}"}])
+
+    def test_modules_and_bindings(self):
+        """
+        Modules of every kind keep their names and exact content (binary ones as bytes),
+        the main one first; JSON bindings are JSON, the others text.
+        """
+        wasm = bytes(range(256))
+        modules = (
+            Module("index.js", "esModule", b'import w from "./a.wasm"; export default {}'),
+            Module("lib/c.cjs", "commonJsModule", b"module.exports = 1"),
+            Module("./a.wasm", "wasm", wasm),
+            Module("data.bin", "data", b"\x00\xff\r\n"),
+            Module("readme.txt", "text", "héllo\u2028".encode()),
+            Module("x.json", "json", b'{"a": 1}'),
+        )
+        bindings = (
+            Binding("CONF", JSON, '{"on": true}'),
+            Binding("GREETING", PLAIN_TEXT, "hi"),
+            Binding("KEY", SECRET_TEXT, "s3cr3t"),
+        )
+        b = builder()
+        spec = VersionSpec("id", "f", "v", MODULE, modules, bindings)
+        worker = b.read(b.build(spec))["services"][0]["worker"]
+        self.assertEqual(
+            worker["modules"],
+            [
+                {"name": "index.js", "esModule": 'import w from "./a.wasm"; export default {}'},
+                {"name": "lib/c.cjs", "commonJsModule": "module.exports = 1"},
+                {"name": "./a.wasm", "wasm": wasm},
+                {"name": "data.bin", "data": b"\x00\xff\r\n"},
+                {"name": "readme.txt", "text": "héllo\u2028"},
+                {"name": "x.json", "json": '{"a": 1}'},
+            ],
+        )
+        self.assertEqual(
+            worker["bindings"],
+            [
+                {"name": "CONF", "json": '{"on": true}'},
+                {"name": "GREETING", "text": "hi"},
+                {"name": "KEY", "text": "s3cr3t"},
+            ],
+        )
 
     def test_structure(self):
         """
@@ -60,7 +117,7 @@ class ConfigTests(SynchronousTestCase):
         its outbound, one socket without an address (it comes by --socket-fd), and a heap cap.
         """
         b = builder(heap_limit_mb=64)
-        config = b.read(b.build(VersionSpec("id", "f", "v", "c", MODULE)))
+        config = b.read(b.build(one_script("c", MODULE)))
         main, internet = config["services"]
         self.assertEqual(main["worker"]["globalOutbound"]["name"], "internet")
         self.assertEqual(internet["name"], "internet")

@@ -1,7 +1,7 @@
 from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidName, InvalidRequest
-from funcplane.model import MODULE, SERVICE_WORKER
+from funcplane.model import MODULE, PLAIN_TEXT, SCRIPT, SERVICE_WORKER, Binding, Module
 from funcplane.parse import Limits, detect_format, parse_deployment, parse_json_object
 
 SW = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
@@ -32,14 +32,22 @@ class DeploymentTests(SynchronousTestCase):
         runtime and code are enough; version and alias stay unset, the format is detected.
         """
         d = self.parse()
-        self.assertEqual((d.function, d.version, d.alias, d.format, d.env), ("hello", None, None, SERVICE_WORKER, ()))
+        self.assertEqual(
+            (d.function, d.version, d.alias, d.format, d.bindings),
+            ("hello", None, None, SERVICE_WORKER, ()),
+        )
+        self.assertEqual(d.modules, (Module("worker.js", SCRIPT, SW.encode()),))
 
     def test_full(self):
         """
         Every field is carried over; env becomes sorted pairs; an explicit format wins.
         """
         d = self.parse(version="v2", alias="test", env_vars={"B": "2", "A": "1"}, format="module")
-        self.assertEqual((d.version, d.alias, d.format, d.env), ("v2", "test", MODULE, (("A", "1"), ("B", "2"))))
+        self.assertEqual(
+            (d.version, d.alias, d.format, d.bindings),
+            ("v2", "test", MODULE, (Binding("A", PLAIN_TEXT, "1"), Binding("B", PLAIN_TEXT, "2"))),
+        )
+        self.assertEqual(d.modules, (Module("worker.js", "esModule", SW.encode()),))
 
     def test_empty_alias_is_none(self):
         """

@@ -1,3 +1,7 @@
+import uuid
+from collections import Counter
+from random import Random
+
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -94,3 +98,91 @@ class RouteTableTests(SynchronousTestCase):
             self.assertRaises(NotAFunctionHost, self.table.resolve, host)
         error = self.assertRaises(NotRouted, self.table.resolve, b"a.b.c.func.local")
         self.assertNotIsInstance(error, NotAFunctionHost)
+
+
+A = "a1b2c3d4" + "0" * 24
+B = "a1b2c3d5" + "1" * 24
+C = "ffee0011" + "2" * 24
+
+
+def headers(**values):
+    """
+    A header lookup over C{values} (names with C{_} for C{-}).
+    """
+    found = {name.replace("_", "-").encode(): value.encode() for name, value in values.items()}
+    return found.get
+
+
+class SplitTests(SynchronousTestCase):
+    def setUp(self):
+        self.random = Random(1234)
+        self.table = RouteTable("func.local", random=self.random.random)
+        self.table.replace(
+            FunctionRoutes(
+                "hello", latest=A, versions={"v1": A, "v2": B, "v3": C}, split=((A, 90), (B, 10))
+            )
+        )
+
+    def test_shares_are_honest(self):
+        """
+        Over 10,000 requests to a 90/10 split, the second version's share is within 1.5
+        points of 10 %, and nothing goes to a version outside the split.
+        """
+        counts = Counter(self.table.resolve(b"hello.func.local") for _ in range(10_000))
+        self.assertEqual(set(counts), {A, B})
+        self.assertLess(abs(counts[B] / 10_000 - 0.10), 0.015, counts)
+
+    def test_version_key_sticks(self):
+        """
+        The same version key always reaches the same version; different keys spread over
+        the split in proportion.
+        """
+        for key in ["user-1", "user-2", "session-xyz"]:
+            first = self.table.resolve(b"hello.func.local", headers(cloudflare_workers_version_key=key))
+            for _ in range(50):
+                self.assertEqual(
+                    self.table.resolve(b"hello.func.local", headers(cloudflare_workers_version_key=key)), first
+                )
+        counts = Counter(
+            self.table.resolve(b"hello.func.local", headers(cloudflare_workers_version_key=f"k{i}"))
+            for i in range(10_000)
+        )
+        self.assertLess(abs(counts[B] / 10_000 - 0.10), 0.015, counts)
+
+    def test_override(self):
+        """
+        An override naming this function and a version of the split (dashed or not) picks
+        it; one naming another function, or a version outside the split, is ignored.
+        """
+        dashed = str(uuid.UUID(B))
+        for value in [f'hello="{dashed}"', f'other="{A}", HELLO="{B}"']:
+            picks = {
+                self.table.resolve(b"hello.func.local", headers(cloudflare_workers_version_overrides=value))
+                for _ in range(200)
+            }
+            self.assertEqual(picks, {B}, value)
+        for value in [f'other="{B}"', f'hello="{C}"', "hello=garbage"]:
+            picks = {
+                self.table.resolve(b"hello.func.local", headers(cloudflare_workers_version_overrides=value))
+                for _ in range(200)
+            }
+            self.assertEqual(picks, {A, B}, value)
+
+    def test_version_hosts_unaffected(self):
+        """
+        A version's own host is not split.
+        """
+        self.assertEqual({self.table.resolve(b"v2.hello.func.local") for _ in range(100)}, {B})
+
+    def test_id_prefix(self):
+        """
+        Eight or more leading hex digits of a version id reach it when they are unique; a
+        shared or short prefix reaches nothing.
+        """
+        self.assertEqual(self.table.resolve(b"ffee0011.hello.func.local"), C)
+        self.assertEqual(self.table.resolve(b"a1b2c3d4.hello.func.local"), A)
+        self.assertEqual(self.table.resolve(A.encode() + b".hello.func.local"), A)
+        for selector in [b"a1b2c3d", b"a1b2c3", b"ffee001"]:
+            self.assertRaises(NotRouted, self.table.resolve, selector + b".hello.func.local")
+        self.table.replace(FunctionRoutes("two", latest=A, versions={"x": "a1b2c3d4e", "y": "a1b2c3d4f"}))
+        self.assertRaises(NotRouted, self.table.resolve, b"a1b2c3d4.two.func.local")

@@ -14,14 +14,13 @@ from importlib.resources import files
 import attrs
 import capnp
 
-from funcplane.model import MODULE
+from funcplane.model import JSON, MODULE, TEXT_KINDS
 
 capnp.remove_import_hook()
 
 SOCKET_NAME = "http"
 MAIN_SERVICE = "main"
 EGRESS_SERVICE = "internet"
-MODULE_NAME = "worker.js"
 
 
 def load_schema():
@@ -68,16 +67,22 @@ class ConfigBuilder:
         main.name = MAIN_SERVICE
         worker = main.init("worker")
         if spec.format == MODULE:
-            module = worker.init("modules", 1)[0]
-            module.name = MODULE_NAME
-            module.esModule = spec.code
+            for module, source in zip(worker.init("modules", len(spec.modules)), spec.modules):
+                module.name = source.name
+                if source.kind in TEXT_KINDS:
+                    setattr(module, source.kind, source.content.decode("utf-8"))
+                else:
+                    setattr(module, source.kind, source.content)
         else:
-            worker.serviceWorkerScript = spec.code
+            worker.serviceWorkerScript = spec.modules[0].content.decode("utf-8")
         worker.compatibilityDate = settings.compatibility_date
-        bindings = worker.init("bindings", len(spec.env))
-        for binding, (name, value) in zip(bindings, spec.env):
-            binding.name = name
-            binding.text = value
+        bindings = worker.init("bindings", len(spec.bindings))
+        for binding, source in zip(bindings, spec.bindings):
+            binding.name = source.name
+            if source.type == JSON:
+                binding.json = source.value
+            else:
+                binding.text = source.value
         worker.globalOutbound.name = EGRESS_SERVICE
 
         internet.name = EGRESS_SERVICE
