@@ -60,7 +60,7 @@ def _error(request, status, code, message):
     return _json(request, error_document(code, message), status)
 
 
-def _timestamp(seconds):
+def timestamp(seconds):
     moment = datetime.fromtimestamp(seconds, timezone.utc)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -95,7 +95,15 @@ class AdminAPI:
     log = Logger()
 
     def __init__(
-        self, platform, checker, limits, domain, public_port=80, logbook=None, clock=None
+        self,
+        platform,
+        checker,
+        limits,
+        domain,
+        public_port=80,
+        logbook=None,
+        clock=None,
+        cloudflare=None,
     ):
         self._platform = platform
         self._checker = checker
@@ -104,6 +112,7 @@ class AdminAPI:
         self._port_suffix = "" if public_port == 80 else f":{public_port}"
         self._logbook = logbook
         self._clock = clock
+        self._cloudflare = cloudflare
 
     def resource(self):
         return self.app.resource()
@@ -141,6 +150,23 @@ class AdminAPI:
         error = failure.value
         code = "not_found" if error.code == 404 else "method_not_allowed" if error.code == 405 else "http_error"
         return _error(request, error.code, code, error.description or error.name)
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request):
+        """
+        For load balancers: no token, nothing secret, 200 while funcplane serves.
+        """
+        request.setHeader(b"cache-control", b"no-store")
+        return _json(request, {"status": "ok"})
+
+    @app.route("/client/v4/", branch=True)
+    def cloudflare(self, request):
+        """
+        The Cloudflare v4 API subset that wrangler speaks (L{funcplane.cfapi}).
+        """
+        if self._cloudflare is None:
+            raise errors.FuncplaneError("the Cloudflare API is not enabled")
+        return self._cloudflare.resource()
 
     @app.route("/api/deploy/<name>", methods=["POST"])
     @admin
@@ -196,17 +222,17 @@ class AdminAPI:
         info = state.info
         return {
             "name": info.name,
-            "createdAt": _timestamp(info.created_at),
+            "createdAt": timestamp(info.created_at),
             "latest": info.latest,
             "url": self._url(self._host(info.name)),
             "versions": [
                 {
                     "name": v.info.name,
                     "id": v.info.id,
-                    "createdAt": _timestamp(v.info.created_at),
+                    "createdAt": timestamp(v.info.created_at),
                     "state": v.runtime.state,
                     "pid": v.runtime.pid,
-                    "lastRequestAt": _timestamp(v.runtime.last_request)
+                    "lastRequestAt": timestamp(v.runtime.last_request)
                     if v.runtime.last_request is not None
                     else None,
                     "restarts": v.runtime.restarts,
@@ -359,7 +385,7 @@ def _limit(request):
 def _line_json(entry):
     return {
         "seq": entry.seq,
-        "time": _timestamp(entry.time),
+        "time": timestamp(entry.time),
         "version": entry.version,
         "level": entry.level,
         "message": entry.message,

@@ -9,8 +9,15 @@ import attrs
 from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
 from twisted.logger import Logger
 
-from funcplane.errors import AtCapacity, Conflict, InvalidBinding, NoSuchFunction, NoSuchVersion
-from funcplane.model import VersionSpec
+from funcplane.errors import (
+    AtCapacity,
+    Conflict,
+    InvalidBinding,
+    NoSuchFunction,
+    NoSuchVersion,
+    NotDeployed,
+)
+from funcplane.model import Deployment, VersionSpec
 from funcplane.names import generate_version_name
 
 GENERATED_NAME_ATTEMPTS = 5
@@ -229,6 +236,41 @@ class Platform:
             shares=", ".join(f"{version_id} {percentage:g}%" for version_id, percentage in shares),
         )
         return deployment_id
+
+    async def change_bindings(self, function, change, metadata):
+        """
+        Deploy a new version of C{function} that is the one now serving it with its
+        bindings changed by C{change} (given the bindings by name, it returns the new
+        ones by name), as Cloudflare does for secret changes.  Return its L{VersionSpec}.
+
+        @raise NotDeployed: the newest version is not serving all of the traffic.
+        """
+        info = await self._store.function(function)
+        history = await self._store.deployments(function)
+        newest = info.versions[-1] if info.versions else None
+        if newest is None or not history or history[0].versions != ((newest.id, 100),):
+            raise NotDeployed(
+                f"the latest version of {info.name} is not deployed to all of its traffic;"
+                " deploy it (or roll back) first, then change its secrets"
+            )
+        current = await self._store.version_spec(newest.id)
+        bindings = change({binding.name: binding for binding in current.bindings})
+        return await self.deploy(
+            Deployment(
+                function=info.name,
+                format=current.format,
+                modules=current.modules,
+                bindings=tuple(bindings.values()),
+                keep_types=(),
+                metadata=metadata,
+            )
+        )
+
+    async def modules(self, version_id):
+        """
+        The modules of version C{version_id}, the main one first.
+        """
+        return (await self._store.version_spec(version_id)).modules
 
     async def deployments(self, function):
         """

@@ -13,6 +13,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from funcplane.api import AdminAPI
+from funcplane.cfapi import CloudflareAPI
 from funcplane.auth import TokenChecker, TokenSource
 from funcplane.parse import Limits
 from funcplane.platform import Platform
@@ -208,6 +209,7 @@ class FuncplaneService(MultiService):
             settings.public_port,
             logbook=self.logbook,
             clock=self._reactor,
+            cloudflare=CloudflareAPI(self.platform, checker, settings.limits, self._reactor),
         )
         listener = ProxyFactory(
             self.routes,

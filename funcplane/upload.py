@@ -1,0 +1,256 @@
+"""
+Worker uploads in the form the Cloudflare API takes them (and wrangler sends them): a
+C{multipart/form-data} body with a C{metadata} part (JSON: the main module, bindings,
+compatibility settings) and one part per module, named by the module's name, its kind
+given by the part's Content-Type.  Every rule about what an upload may carry lives here;
+the result is a L{funcplane.model.Deployment}.
+"""
+
+import io
+import json
+
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
+from werkzeug.http import parse_options_header
+
+from funcplane.errors import CodeTooLarge, InvalidBinding, InvalidRequest
+from funcplane.model import (
+    JSON,
+    MODULE,
+    PLAIN_TEXT,
+    SCRIPT,
+    SECRET_TEXT,
+    SERVICE_WORKER,
+    TEXT_KINDS,
+    Binding,
+    Deployment,
+    Module,
+)
+from funcplane.names import check_env_name, check_label
+
+# Part Content-Type -> workerd module kind.
+MODULE_TYPES = {
+    "application/javascript+module": "esModule",
+    "text/javascript+module": "esModule",
+    "application/javascript": "commonJsModule",
+    "text/javascript": "commonJsModule",
+    "text/plain": "text",
+    "application/json": "json",
+    "application/octet-stream": "data",
+    "application/wasm": "wasm",
+}
+# Parts that are not modules and are dropped.
+IGNORED_TYPES = {"application/source-map"}
+JS_KINDS = ("esModule", "commonJsModule")
+MAX_MODULES = 1000
+MAX_MODULE_NAME = 512
+# Binding types that are carried, and the Cloudflare ones funcplane has no equivalent for.
+SUPPORTED_BINDINGS = (PLAIN_TEXT, JSON, SECRET_TEXT)
+INHERIT = "inherit"
+
+
+def multipart_parts(body, content_type, max_bytes, max_parts=MAX_MODULES + 10):
+    """
+    The parts of a C{multipart/form-data} C{body}: C{(fields, files)}, where C{fields} maps
+    the names of parts without a filename to their text, and C{files} is a list of
+    C{(name, filename, content type, bytes)} in the order sent.
+
+    @raise InvalidRequest: the body is not multipart, or is malformed.
+    """
+    mimetype, options = parse_options_header(content_type or "")
+    if mimetype != "multipart/form-data" or not options.get("boundary"):
+        raise InvalidRequest(
+            "expected a multipart/form-data body with a boundary"
+            f" (the Content-Type was {content_type or 'missing'!r})"
+        )
+    parser = FormDataParser(
+        max_form_memory_size=max_bytes, max_content_length=max_bytes, max_form_parts=max_parts
+    )
+    try:
+        _, form, files = parser.parse(io.BytesIO(body), mimetype, len(body), options)
+    except RequestEntityTooLarge:
+        raise CodeTooLarge(f"the upload is over {max_bytes} bytes or {max_parts} parts")
+    except ValueError as e:
+        raise InvalidRequest(f"the multipart body is malformed: {e}")
+    fields = {name: value for name, value in form.items(multi=True)}
+    found = [
+        (name, part.filename, part.mimetype or "", part.read())
+        for name, part in files.items(multi=True)
+    ]
+    return fields, found
+
+
+def _metadata(fields, files):
+    text = fields.get("metadata")
+    if text is None:
+        for name, _, _, content in files:
+            if name == "metadata":
+                text = content.decode("utf-8", "replace")
+    if text is None:
+        raise InvalidRequest("the upload has no 'metadata' part")
+    try:
+        metadata = json.loads(text)
+    except ValueError as e:
+        raise InvalidRequest(f"the 'metadata' part is not JSON: {e}")
+    if not isinstance(metadata, dict):
+        raise InvalidRequest("the 'metadata' part must be a JSON object")
+    return metadata
+
+
+def _module(name, content_type, content):
+    if not name or len(name) > MAX_MODULE_NAME or "\0" in name:
+        raise InvalidRequest(f"module name {name[:80]!r} is empty, too long or has a NUL")
+    kind = MODULE_TYPES.get(content_type.lower())
+    if kind is None:
+        raise InvalidRequest(
+            f"module {name} has Content-Type {content_type or 'none'!r}, which funcplane does"
+            f" not run; supported: {', '.join(sorted(MODULE_TYPES))}"
+        )
+    if kind in TEXT_KINDS:
+        try:
+            content.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"module {name} ({content_type}) is not valid UTF-8")
+    return Module(name, kind, content)
+
+
+def _modules(metadata, files, limits):
+    """
+    The format and modules (the main one first) the upload's parts make.
+    """
+    main = metadata.get("main_module")
+    body_part = metadata.get("body_part")
+    entry = main if main is not None else body_part
+    if not isinstance(entry, str) or not entry:
+        raise InvalidRequest("the metadata names no 'main_module' (or 'body_part')")
+    modules = {}
+    for name, filename, content_type, content in files:
+        if name == "metadata" or content_type.lower() in IGNORED_TYPES:
+            continue
+        if name in modules:
+            raise InvalidRequest(f"module {name} is uploaded twice")
+        modules[name] = (content_type, content)
+    if entry not in modules:
+        raise InvalidRequest(f"the main module {entry} is not among the uploaded parts")
+    size = sum(len(content) for _, content in modules.values())
+    if size > limits.max_code_bytes:
+        raise CodeTooLarge(f"the modules are {size} bytes, the limit is {limits.max_code_bytes}")
+    if main is None:
+        if len(modules) > 1:
+            raise InvalidRequest(
+                "a service-worker script cannot come with other modules (wasm or text"
+                " bindings); use an ES module worker"
+            )
+        script = modules[entry][1]
+        try:
+            script.decode("utf-8")
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"the script {entry} is not valid UTF-8")
+        return SERVICE_WORKER, (Module(entry, SCRIPT, script),)
+    first = _module(entry, *modules.pop(entry))
+    if first.kind not in JS_KINDS:
+        raise InvalidRequest(f"the main module {entry} must be JavaScript")
+    rest = tuple(_module(name, content_type, content) for name, (content_type, content) in modules.items())
+    return MODULE, (first,) + rest
+
+
+def _binding_value(binding, name, kind):
+    if kind == JSON:
+        if "json" not in binding:
+            raise InvalidBinding(f"json binding {name} has no 'json' value")
+        return json.dumps(binding["json"])
+    text = binding.get("text")
+    if not isinstance(text, str):
+        raise InvalidBinding(f"{kind} binding {name} needs a string 'text'")
+    return text
+
+
+def parse_bindings(entries, limits, allow_keep=False):
+    """
+    C{(bindings, inherited names)} from a Cloudflare C{bindings} list.  With
+    C{allow_keep}, an entry with only a name and a type (as C{secret bulk} sends) means
+    "keep it as it is" and is returned among the inherited names.
+    """
+    if entries is None:
+        return (), ()
+    if not isinstance(entries, list):
+        raise InvalidBinding("'bindings' must be a list")
+    if len(entries) > limits.max_env_vars:
+        raise InvalidBinding(f"too many bindings: {len(entries)}, the limit is {limits.max_env_vars}")
+    found, inherit, seen = [], [], set()
+    for binding in entries:
+        if not isinstance(binding, dict):
+            raise InvalidBinding("each binding must be an object with 'name' and 'type'")
+        name, kind = binding.get("name"), binding.get("type")
+        check_env_name(name)
+        if name in seen:
+            raise InvalidBinding(f"binding {name} is given twice")
+        seen.add(name)
+        if kind == INHERIT or (allow_keep and set(binding) <= {"name", "type"}):
+            inherit.append(name)
+            continue
+        if kind not in SUPPORTED_BINDINGS:
+            raise InvalidBinding(
+                f"binding {name} has type {kind!r}, which funcplane does not provide; it"
+                f" supports {', '.join(SUPPORTED_BINDINGS)} (vars and secrets)"
+            )
+        value = _binding_value(binding, name, kind)
+        size = len(value.encode("utf-8", "surrogatepass"))
+        if size > limits.max_env_value_bytes:
+            raise InvalidBinding(
+                f"binding {name} is {size} bytes, the limit is {limits.max_env_value_bytes}"
+            )
+        found.append(Binding(name, kind, value))
+    return tuple(found), tuple(inherit)
+
+
+def _check_compatibility(metadata):
+    flags = metadata.get("compatibility_flags") or []
+    if not isinstance(flags, list):
+        raise InvalidRequest("'compatibility_flags' must be a list")
+    if flags:
+        raise InvalidRequest(
+            f"compatibility flags are not supported (asked for: {', '.join(map(str, flags))});"
+            " funcplane runs every function with its operator's compatibility date and no"
+            " flags"
+        )
+
+
+def parse_upload(function, body, content_type, limits, deploy, source, triggered_by="upload"):
+    """
+    Validate a worker upload for C{function} into a L{Deployment}.
+
+    @param deploy: whether the new version takes all traffic once it starts.
+    @param source: C{wrangler} or C{api}, recorded with the version.
+    """
+    check_label("script", function)
+    fields, files = multipart_parts(body, content_type, limits.max_body_bytes)
+    metadata = _metadata(fields, files)
+    fmt, modules = _modules(metadata, files, limits)
+    _check_compatibility(metadata)
+    bindings, inherit = parse_bindings(metadata.get("bindings"), limits)
+    keep = metadata.get("keep_bindings") or []
+    if not isinstance(keep, list):
+        raise InvalidRequest("'keep_bindings' must be a list")
+    keep_types = tuple(sorted({SECRET_TEXT} | {kind for kind in keep if kind in SUPPORTED_BINDINGS}))
+    annotations = metadata.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        raise InvalidRequest("'annotations' must be an object")
+    recorded = {"source": source, "triggered_by": triggered_by}
+    for key, name in (("workers/message", "message"), ("workers/tag", "tag")):
+        value = annotations.get(key)
+        if isinstance(value, str) and value:
+            recorded[name] = value[:1024]
+    date = metadata.get("compatibility_date")
+    if isinstance(date, str):
+        recorded["compatibility_date"] = date[:32]
+    return Deployment(
+        function=function,
+        format=fmt,
+        modules=modules,
+        bindings=bindings,
+        deploy=deploy,
+        inherit=inherit,
+        keep_types=keep_types,
+        metadata=recorded,
+    )
