@@ -28,6 +28,7 @@ ERRORS = [
     (errors.NoSuchFunction, 404, "function_not_found"),
     (errors.NoSuchVersion, 404, "version_not_found"),
     (errors.NoSuchAlias, 404, "alias_not_found"),
+    (errors.NoSuchSecret, 404, "secret_not_found"),
     (errors.Conflict, 409, "conflict"),
     (errors.CodeTooLarge, 413, "code_too_large"),
     (errors.RequestTooLarge, 413, "body_too_large"),

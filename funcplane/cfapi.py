@@ -20,7 +20,7 @@ from werkzeug.exceptions import HTTPException
 
 from funcplane import errors
 from funcplane.api import timestamp
-from funcplane.model import JSON, SECRET_TEXT, Binding
+from funcplane.model import JSON, SECRET_TEXT
 from funcplane.names import check_env_name, check_label
 from funcplane.parse import parse_json_object
 from funcplane.routing import plain_id
@@ -34,6 +34,7 @@ ERRORS = [
     (errors.NoSuchFunction, 404, 10007),
     (errors.NoSuchVersion, 404, 10007),
     (errors.NoSuchAlias, 404, 10007),
+    (errors.NoSuchSecret, 404, 10007),
     (errors.NotDeployed, 409, 10215),
     (errors.Conflict, 409, 10021),
     (errors.CodeTooLarge, 413, 10027),
@@ -496,8 +497,9 @@ class CloudflareAPI:
     @checked
     async def delete_secret(self, request, name, secret):
         def change(current):
-            if current.get(secret, Binding("", "", "")).type != SECRET_TEXT:
-                raise errors.NoSuchVersion(f"{name} has no secret {secret}")
+            found = current.get(secret)
+            if found is None or found.type != SECRET_TEXT:
+                raise errors.NoSuchSecret(f"{name} has no secret {secret}")
             return {key: value for key, value in current.items() if key != secret}
 
         metadata = {"source": _source(request), "triggered_by": "secret"}

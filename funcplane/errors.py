@@ -29,6 +29,12 @@ class InvalidEnvironment(InvalidRequest):
     """
 
 
+class NoSuchSecret(FuncplaneError):
+    """
+    The function's deployed version has no secret of that name.
+    """
+
+
 class Conflict(FuncplaneError):
     """
     The request contradicts what exists: a version name taken, an alias that would shadow a

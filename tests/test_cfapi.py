@@ -241,6 +241,8 @@ class SecretTests(CloudflareCase):
         self.ok("DELETE", SCRIPT + "/secrets/API_KEY?url_encoded=true")
         self.assertNotIn("API_KEY", [b.name for b in self.launcher.launched[-1].spec.bindings])
         self.assertEqual(self.ok("GET", SCRIPT + "/secrets"), [])
+        self.assertCfError(self.call("DELETE", SCRIPT + "/secrets/API_KEY"), 404, 10007, "no secret API_KEY")
+        self.assertCfError(self.call("DELETE", SCRIPT + "/secrets/GREETING"), 404, 10007, "no secret GREETING")
 
     def test_secret_needs_latest_deployed(self):
         """
