@@ -137,9 +137,7 @@ class AdminAPI:
     @app.handle_errors(errors.FuncplaneError)
     def domain_error(self, request, failure):
         error = failure.value
-        for kind, status, code in ERRORS:
-            if isinstance(error, kind):
-                break
+        status, code = errors.classify(error, ERRORS)
         if isinstance(error, errors.StartFailed):
             code = START_FAILURE_CODES.get(error.reason, code)
         if isinstance(error, errors.Unauthorized):

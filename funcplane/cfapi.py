@@ -19,12 +19,12 @@ from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
 from funcplane import errors
-from funcplane.api import timestamp
-from funcplane.model import JSON, SECRET_TEXT
+from funcplane.model import SECRET_TEXT
 from funcplane.names import check_env_name, check_label
 from funcplane.parse import parse_json_object
 from funcplane.routing import plain_id
-from funcplane.upload import MODULE_TYPES, multipart_parts, parse_bindings, parse_upload
+from funcplane.cfjson import cf_id, deployment_json, public_binding, script_json, version_json
+from funcplane.upload import CONTENT_TYPES, multipart_parts, parse_bindings, parse_upload
 
 # (HTTP status, Cloudflare error code) for each domain error, most specific first.
 ERRORS = [
@@ -46,6 +46,7 @@ ACCOUNT = "/accounts/<account>"
 SCRIPT = ACCOUNT + "/workers/scripts/<name>"
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
 SUBDOMAIN = "funcplane"
+ACCOUNT_INFO = {"id": "funcplane", "name": "funcplane"}
 
 
 def envelope(result, success=True, errors_=()):
@@ -60,13 +61,6 @@ def _send(request, value, status=200):
 
 def _ok(request, result):
     return _send(request, envelope(result))
-
-
-def cf_id(version_id):
-    """
-    A funcplane version id as Cloudflare shows ids: a UUID with dashes.
-    """
-    return str(uuid.UUID(hex=version_id))
 
 
 def checked(handler):
@@ -85,14 +79,6 @@ def checked(handler):
         return await handler(self, request, **kwargs)
 
     return check
-
-
-def _public_binding(binding):
-    if binding.type == SECRET_TEXT:
-        return {"name": binding.name, "type": SECRET_TEXT}
-    if binding.type == JSON:
-        return {"name": binding.name, "type": JSON, "json": json.loads(binding.value)}
-    return {"name": binding.name, "type": binding.type, "text": binding.value}
 
 
 def _source(request):
@@ -126,9 +112,7 @@ class CloudflareAPI:
     @app.handle_errors(errors.FuncplaneError)
     def domain_error(self, request, failure):
         error = failure.value
-        for kind, status, code in ERRORS:
-            if isinstance(error, kind):
-                break
+        status, code = errors.classify(error, ERRORS)
         return _send(request, envelope(None, False, [{"code": code, "message": str(error)}]), status)
 
     @app.handle_errors(HTTPException)
@@ -153,27 +137,11 @@ class CloudflareAPI:
 
     # Scripts.
 
-    def _script_json(self, info):
-        latest = info.version_named(info.latest) if info.latest else None
-        created = timestamp(info.created_at)
-        modified = timestamp(info.versions[-1].created_at) if info.versions else created
-        return {
-            "id": info.name,
-            "tag": latest.id if latest else "",
-            "etag": latest.id if latest else "",
-            "handlers": ["fetch"],
-            "created_on": created,
-            "modified_on": modified,
-            "last_deployed_from": "wrangler",
-            "has_modules": latest is not None and latest.format == "module",
-            "usage_model": "standard",
-        }
-
     @app.route(ACCOUNT + "/workers/services/<name>", methods=["GET"])
     @checked
     async def service(self, request, name):
         info = (await self._platform.function(name)).info
-        script = self._script_json(info)
+        script = script_json(info)
         return _ok(
             request,
             {
@@ -224,7 +192,7 @@ class CloudflareAPI:
         return _ok(
             request,
             dict(
-                self._script_json(info),
+                script_json(info),
                 deployment_id=cf_id(spec.id),
                 startup_time_ms=startup,
                 compatibility_date=metadata.get("compatibility_date", ""),
@@ -243,47 +211,10 @@ class CloudflareAPI:
         state = await self._platform.function(name)
         return _ok(
             request,
-            dict(self._version_json(state.info, state.info.version_named(spec.version)), startup_time_ms=startup),
+            dict(version_json(state.info, state.info.version_named(spec.version)), startup_time_ms=startup),
         )
 
     # Versions.
-
-    def _version_json(self, info, version):
-        number = info.versions.index(version) + 1
-        metadata = version.metadata
-        annotations = {"workers/triggered_by": metadata.get("triggered_by", "upload")}
-        for key in ("message", "tag"):
-            if key in metadata:
-                annotations[f"workers/{key}"] = metadata[key]
-        created = timestamp(version.created_at)
-        return {
-            "id": cf_id(version.id),
-            "number": number,
-            "name": version.name,
-            "metadata": {
-                "created_on": created,
-                "modified_on": created,
-                "source": metadata.get("source", "api"),
-                "author_id": "funcplane",
-                "author_email": "funcplane",
-                "has_preview": False,
-            },
-            "annotations": annotations,
-            "resources": {
-                "script": {
-                    "etag": version.id,
-                    "handlers": ["fetch"],
-                    "last_deployed_from": metadata.get("source", "api"),
-                },
-                "script_runtime": {
-                    "compatibility_date": metadata.get("compatibility_date", ""),
-                    "compatibility_flags": [],
-                    "usage_model": "standard",
-                    "limits": {},
-                },
-                "bindings": [_public_binding(b) for b in version.bindings],
-            },
-        }
 
     def _find_version(self, info, text):
         wanted = plain_id(text)
@@ -296,14 +227,14 @@ class CloudflareAPI:
     @checked
     async def versions(self, request, name):
         info = (await self._platform.function(name)).info
-        items = [self._version_json(info, v) for v in reversed(info.versions)]
+        items = [version_json(info, v) for v in reversed(info.versions)]
         return _ok(request, {"items": items})
 
     @app.route(SCRIPT + "/versions/<version>", methods=["GET"])
     @checked
     async def version(self, request, name, version):
         info = (await self._platform.function(name)).info
-        return _ok(request, self._version_json(info, self._find_version(info, version)))
+        return _ok(request, version_json(info, self._find_version(info, version)))
 
     @app.route(SCRIPT + "/content/v2", methods=["GET"])
     @checked
@@ -321,7 +252,7 @@ class CloudflareAPI:
             quoted = module.name.replace("\\", "\\\\").replace('"', "%22")
             body += [
                 f"--{boundary}\r\nContent-Disposition: form-data; name=\"{quoted}\";"
-                f" filename=\"{quoted}\"\r\nContent-Type: {_content_type(module.kind)}\r\n\r\n".encode(),
+                f" filename=\"{quoted}\"\r\nContent-Type: {CONTENT_TYPES[module.kind]}\r\n\r\n".encode(),
                 module.content,
                 b"\r\n",
             ]
@@ -332,31 +263,11 @@ class CloudflareAPI:
 
     # Deployments.
 
-    def _deployment_json(self, deployment):
-        metadata = deployment.metadata
-        annotations = {}
-        if "message" in metadata:
-            annotations["workers/message"] = metadata["message"]
-        if "triggered_by" in metadata:
-            annotations["workers/triggered_by"] = metadata["triggered_by"]
-        return {
-            "id": cf_id(deployment.id),
-            "created_on": timestamp(deployment.created_at),
-            "source": metadata.get("source", "api"),
-            "author_email": "funcplane",
-            "strategy": "percentage",
-            "annotations": annotations,
-            "versions": [
-                {"version_id": cf_id(version_id), "percentage": percentage}
-                for version_id, percentage in deployment.versions
-            ],
-        }
-
     @app.route(SCRIPT + "/deployments", methods=["GET"])
     @checked
     async def deployments(self, request, name):
         history = await self._platform.deployments(name)
-        return _ok(request, {"deployments": [self._deployment_json(d) for d in history]})
+        return _ok(request, {"deployments": [deployment_json(d) for d in history]})
 
     @app.route(SCRIPT + "/deployments", methods=["POST"])
     @checked
@@ -379,14 +290,14 @@ class CloudflareAPI:
         deployment_id = await self._platform.deploy_versions(info.name, shares, metadata)
         history = await self._platform.deployments(name)
         current = next(d for d in history if d.id == deployment_id)
-        return _ok(request, self._deployment_json(current))
+        return _ok(request, deployment_json(current))
 
     # Settings, subdomains, and what wrangler asks for on the way.
 
     async def _settings(self, name):
         info = (await self._platform.function(name)).info
         latest = info.version_named(info.latest) if info.latest else None
-        bindings = [_public_binding(b) for b in latest.bindings] if latest else []
+        bindings = [public_binding(b) for b in latest.bindings] if latest else []
         return {"bindings": bindings, "logpush": False, "tail_consumers": None}
 
     @app.route(SCRIPT + "/settings", methods=["GET"])
@@ -533,27 +444,22 @@ class CloudflareAPI:
 
     # Accounts and the user, for wrangler whoami and runs without an account id.
 
-    @app.route("/memberships", methods=["GET"])
     @app.route("/accounts", methods=["GET"])
     async def accounts(self, request):
         self._checker.check(request)
-        account = {"id": "funcplane", "name": "funcplane"}
-        if request.path.endswith(b"/memberships"):
-            account = {"id": "funcplane", "account": account, "status": "accepted", "roles": []}
-        return _ok(request, [account])
+        return _ok(request, [ACCOUNT_INFO])
+
+    @app.route("/memberships", methods=["GET"])
+    async def memberships(self, request):
+        self._checker.check(request)
+        membership = {"id": ACCOUNT_INFO["id"], "account": ACCOUNT_INFO, "status": "accepted", "roles": []}
+        return _ok(request, [membership])
 
     @app.route("/user/tokens/verify", methods=["GET"])
     @app.route("/user", methods=["GET"])
     async def user(self, request):
         self._checker.check(request)
         return _ok(request, {"id": "funcplane", "status": "active", "email": "funcplane"})
-
-
-def _content_type(kind):
-    for content_type, known in MODULE_TYPES.items():
-        if known == kind:
-            return content_type
-    return "application/javascript"
 
 
 def _shares(entries, info, find):

@@ -11,6 +11,18 @@ class FuncplaneError(Exception):
     """
 
 
+def classify(error, table):
+    """
+    The C{(status, code)} of the first C{(class, status, code)} row of C{table} that
+    C{error} is an instance of; each API keeps its own table, most specific class first,
+    ending with L{FuncplaneError}.
+    """
+    for kind, status, code in table:
+        if isinstance(error, kind):
+            return status, code
+    raise LookupError(f"no row for {type(error).__name__}")
+
+
 class InvalidRequest(FuncplaneError):
     """
     The request is malformed: bad JSON, a missing or mistyped field.

@@ -454,13 +454,14 @@ class SQLiteStore:
             current = _current_deployment(txn, function_id)
             serving = current is not None and version_id in dict(current.versions)
             if not force and (version_id == latest_id or serving or aliases):
-                uses = (
-                    ["it is the latest version"]
-                    if version_id == latest_id
-                    else ["it serves part of the function's traffic"]
-                    if serving
-                    else []
-                ) + [f"alias {a} points to it" for a in aliases]
+                uses = [f"alias {a} points to it" for a in aliases]
+                if serving or version_id == latest_id:
+                    uses.insert(
+                        0,
+                        "it is the latest version"
+                        if version_id == latest_id
+                        else "it serves part of the function's traffic",
+                    )
                 raise Conflict(
                     f"version {version} of {function} is in use ({', '.join(uses)});"
                     " roll back or move the aliases first, or delete with ?force=true"

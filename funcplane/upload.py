@@ -39,6 +39,9 @@ MODULE_TYPES = {
     "application/octet-stream": "data",
     "application/wasm": "wasm",
 }
+# Module kind -> the Content-Type a module of that kind is given back with (the first above).
+CONTENT_TYPES = {kind: content_type for content_type, kind in reversed(MODULE_TYPES.items())}
+CONTENT_TYPES[SCRIPT] = "application/javascript"
 # Parts that are not modules and are dropped.
 IGNORED_TYPES = {"application/source-map"}
 JS_KINDS = ("esModule", "commonJsModule")

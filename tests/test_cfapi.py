@@ -18,6 +18,7 @@ from funcplane.parse import Limits
 from funcplane.platform import Platform
 from funcplane.routing import RouteTable
 from funcplane.runtime.supervisor import Supervisor
+from funcplane.upload import multipart_parts
 from tests.fakes import AUTH, TOKEN, FakeLauncher, memory_store
 from tests.test_upload import CONTENT_TYPE, body, metadata, module
 
@@ -203,7 +204,6 @@ class DeployTests(CloudflareCase):
         response = self.successResultOf(d)
         content = self.successResultOf(self.client.content(response))
         self.assertEqual(response.headers.getRawHeaders(b"cf-entrypoint"), [b"index.js"])
-        from funcplane.upload import multipart_parts
         _, files = multipart_parts(content, response.headers.getRawHeaders(b"content-type")[0].decode(), 1 << 20)
         self.assertEqual([(name, kind, data) for name, _, kind, data in files][1], ("./a.wasm", "application/wasm", wasm))
 
