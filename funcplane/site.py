@@ -5,6 +5,7 @@ connections to that are not for function hosts.
 
 import json
 
+from twisted.web.http import HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
@@ -83,12 +84,47 @@ class AdminRequest(Request):
         self.channel.loseConnection()
 
 
+class AdminChannel(HTTPChannel):
+    """
+    An admin connection, which a request may switch to another protocol (a WebSocket).
+    After the switch every byte and the connection's end go to that protocol, still through
+    this channel and the L{funcplane.proxy.ProxyChannel} beneath it, which keep their
+    accounting (Twisted's own WebSocket resource does the same, with a private method).
+    """
+
+    _switched = None
+
+    def switch_protocol(self, head, protocol):
+        """
+        Send C{head} (the C{101 Switching Protocols} response) and hand the connection to
+        C{protocol}.  The request that asked stays unfinished: nothing more is read as HTTP.
+        """
+        self.setTimeout(None)
+        self.transport.write(head)
+        self._switched = protocol
+        protocol.makeConnection(self.transport)
+
+    def dataReceived(self, data):
+        if self._switched is not None:
+            self._switched.dataReceived(data)
+        else:
+            super().dataReceived(data)
+
+    def connectionLost(self, reason):
+        switched, self._switched = self._switched, None
+        super().connectionLost(reason)
+        if switched is not None:
+            switched.connectionLost(reason)
+
+
 class AdminSite(Site):
     """
-    The admin API's Site: L{AdminRequest}s, idle connections closed after a minute.
+    The admin API's Site: L{AdminChannel}s reading L{AdminRequest}s, idle connections closed
+    after a minute.
     """
 
     requestFactory = AdminRequest
+    protocol = AdminChannel
 
     def __init__(self, resource, max_body_bytes):
         super().__init__(resource, timeout=ADMIN_IDLE_SECONDS)
