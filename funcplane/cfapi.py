@@ -15,6 +15,8 @@ import re
 import uuid
 
 from klein import Klein
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 from twisted.logger import Logger
 from werkzeug.exceptions import HTTPException
 
@@ -23,8 +25,11 @@ from funcplane.model import SECRET_TEXT
 from funcplane.names import check_env_name, check_label
 from funcplane.parse import parse_json_object
 from funcplane.routing import plain_id
+from funcplane.api import timestamp
 from funcplane.cfjson import cf_id, deployment_json, public_binding, script_json, version_json
+from funcplane.tail import PROTOCOL, TailFilter, TailSocket
 from funcplane.upload import CONTENT_TYPES, multipart_parts, parse_bindings, parse_upload
+from funcplane.websocket import handshake_problem, switching_protocols
 
 # (HTTP status, Cloudflare error code) for each domain error, most specific first.
 ERRORS = [
@@ -35,6 +40,8 @@ ERRORS = [
     (errors.NoSuchVersion, 404, 10007),
     (errors.NoSuchAlias, 404, 10007),
     (errors.NoSuchSecret, 404, 10007),
+    (errors.NoSuchTail, 404, 10007),
+    (errors.TooManyTails, 429, 10429),
     (errors.NotDeployed, 409, 10215),
     (errors.Conflict, 409, 10021),
     (errors.CodeTooLarge, 413, 10027),
@@ -45,6 +52,8 @@ ERRORS = [
 ACCOUNT = "/accounts/<account>"
 SCRIPT = ACCOUNT + "/workers/scripts/<name>"
 _ACCOUNT_ID = re.compile(r"[A-Za-z0-9-]{1,64}\Z")
+_TAIL_ID = re.compile(r"[0-9a-f]{32}\Z")
+_HOST = re.compile(rb"[A-Za-z0-9.:\[\]-]{1,255}\Z")
 SUBDOMAIN = "funcplane"
 ACCOUNT_INFO = {"id": "funcplane", "name": "funcplane"}
 
@@ -95,16 +104,18 @@ class CloudflareAPI:
         C{CLOUDFLARE_API_TOKEN} is the admin token.
     @param limits: the L{funcplane.parse.Limits}.
     @param clock: an C{IReactorTime}, for start-up times.
+    @param tails: the L{funcplane.tail.Tails}, for C{wrangler tail}.
     """
 
     app = Klein()
     log = Logger()
 
-    def __init__(self, platform, checker, limits, clock):
+    def __init__(self, platform, checker, limits, clock, tails):
         self._platform = platform
         self._checker = checker
         self._limits = limits
         self._clock = clock
+        self._tails = tails
 
     def resource(self):
         return self.app.resource()
@@ -365,6 +376,53 @@ class CloudflareAPI:
             },
         )
 
+    # Tails.
+
+    @app.route(SCRIPT + "/tails", methods=["POST"])
+    @checked
+    async def create_tail(self, request, name):
+        """
+        Make a tail of the script, and answer with the WebSocket address that streams it.
+        """
+        await self._platform.function(name)
+        body = self._body(request)
+        tail_filter = TailFilter.parse(
+            parse_json_object(body) if body.strip() else {}, request.getClientAddress().host
+        )
+        tail = self._tails.open(name, tail_filter)
+        host = request.getHeader(b"host") or b""
+        if not _HOST.match(host):
+            address = request.getHost()
+            host = f"{address.host}:{address.port}".encode("ascii")
+        scheme = "wss" if request.isSecure() else "ws"
+        return _ok(
+            request,
+            {
+                "id": tail.id,
+                "url": f"{scheme}://{host.decode('ascii')}/client/v4/tails/{tail.id}",
+                "expires_at": timestamp(tail.expires_at),
+            },
+        )
+
+    @app.route(SCRIPT + "/tails/<tail_id>", methods=["DELETE"])
+    @checked
+    async def delete_tail(self, request, name, tail_id):
+        self._tails.delete(name, tail_id)
+        return _ok(request, None)
+
+    @app.route("/tails/<tail_id>", methods=["GET"])
+    def tail_socket(self, request, tail_id):
+        """
+        A tail's WebSocket.  The tail's id, which only its maker was told, is the credential:
+        wrangler sends no token here.
+        """
+        problem = handshake_problem(request.method, request.requestHeaders)
+        if problem is not None:
+            raise errors.InvalidRequest(problem)
+        if not _TAIL_ID.match(tail_id):
+            raise errors.NoSuchTail(f"{tail_id[:40]!r} is not a tail id")
+        return _TailUpgrade(self._tails, self._tails.waiting(tail_id))
+
     @app.route(ACCOUNT + "/workers/tails/by-consumer/<name>", methods=["GET"])
     @checked
     async def tail_consumers(self, request, name):
@@ -460,6 +518,33 @@ class CloudflareAPI:
     async def user(self, request):
         self._checker.check(request)
         return _ok(request, {"id": "funcplane", "status": "active", "email": "funcplane"})
+
+
+class _TailUpgrade(Resource):
+    """
+    Opens a tail's WebSocket on the admin connection that asked for it.
+    """
+
+    isLeaf = True
+
+    def __init__(self, tails, tail):
+        super().__init__()
+        self._tails = tails
+        self._tail = tail
+
+    def render_GET(self, request):
+        offered = {
+            token.strip()
+            for value in request.requestHeaders.getRawHeaders(b"sec-websocket-protocol", [])
+            for token in value.split(b",")
+        }
+        head = switching_protocols(
+            request.getHeader(b"sec-websocket-key"), PROTOCOL if PROTOCOL in offered else None
+        )
+        socket = TailSocket(self._tails, self._tail)
+        request.channel.switch_protocol(head, socket)
+        request.registerProducer(socket, True)
+        return NOT_DONE_YET
 
 
 def _shares(entries, info, find):

@@ -127,3 +127,15 @@ class RuntimeUnavailable(FuncplaneError):
     """
     A version could not be started or reached to serve a request.
     """
+
+
+class NoSuchTail(FuncplaneError):
+    """
+    No live tail has that id: it never existed, it ended, or it expired.
+    """
+
+
+class TooManyTails(FuncplaneError):
+    """
+    The function already has as many live tails as one function may have.
+    """

@@ -18,6 +18,7 @@ from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.routing import NotAFunctionHost, NotRouted
+from funcplane.tail import Traced
 from funcplane.upstream import CHUNKED, NO_BODY, UPGRADE, IUpstreamHandler
 
 HOP_BY_HOP = frozenset(
@@ -145,6 +146,9 @@ class Exchange:
         self.upgrade = False
         self._tunnel = False
         self._early = []
+        self._status = None
+        self._relayed = False
+        self._traced_at = None
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
@@ -268,6 +272,9 @@ class Exchange:
             self._plain(404, str(e))
             self._finish()
             return
+        tails = self._factory.tails
+        if tails is not None and tails.active:
+            self._traced_at = self._factory.clock.seconds()
         self._lease = self._factory.supervisor.lease(self._version_id)
         self._timer = self._channel.request_deadline
         self._timer.set(self._factory.request_timeout, self._timed_out)
@@ -404,6 +411,8 @@ class Exchange:
         if framing is UPGRADE:
             self._open_tunnel(reason, headers)
             return
+        self._status = status
+        self._relayed = True
         head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
         for name, value in forwardable(headers):
             head += (name, b": ", value, b"\r\n")
@@ -454,6 +463,8 @@ class Exchange:
         """
         self._tunnel = True
         self._responded = True
+        self._status = 101
+        self._relayed = True
         self._clear_timer()
         head = [b"HTTP/1.1 101 %s\r\n" % (reason,)]
         for name, value in forwardable(headers):
@@ -596,6 +607,7 @@ class Exchange:
         if self._unread_body() or not self.keep_alive or self.upgrade:
             self.close_after = True
         self._responded = True
+        self._status = status
         self._channel.write(
             plain_response(status, message, self.close_after, head_only=self.method == b"HEAD")
         )
@@ -606,6 +618,7 @@ class Exchange:
         once, so it cannot take what it got for the whole.
         """
         self._complete = True
+        self._relayed = False
         self._settle()
         self._channel.abort()
 
@@ -620,6 +633,32 @@ class Exchange:
         if self._lease is not None:
             lease, self._lease = self._lease, None
             lease.release()
+        if self._traced_at is not None:
+            self._trace()
+
+    def _trace(self):
+        """
+        Tell the tails about this request, now that it ended.
+        """
+        started, self._traced_at = self._traced_at, None
+        if self._gone and not self._complete:
+            outcome = "canceled"
+        else:
+            outcome = "ok" if self._relayed else "unknown"
+        self._factory.tails.request_done(
+            Traced(
+                version_id=self._version_id,
+                host=self.host,
+                method=self.method,
+                target=self.url,
+                headers=tuple(self.headers),
+                client=self._channel.peer,
+                secure=self._channel.secure,
+                started=started,
+                status=self._status,
+                outcome=outcome,
+            )
+        )
 
     def _drop_pending(self):
         held = self._pending_size + sum(map(len, self._early))

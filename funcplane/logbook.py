@@ -106,7 +106,7 @@ class LogBook:
             lines = self._lines[spec.id] = collections.deque(maxlen=self._per_version)
         lines.append(entry)
         for version_ids, callback in list(self._followers):
-            if spec.id in version_ids:
+            if version_ids is None or spec.id in version_ids:
                 callback(entry)
         return entry
 
@@ -120,10 +120,10 @@ class LogBook:
 
     def follow(self, version_ids, callback):
         """
-        Call C{callback(entry)} for every new line of C{version_ids}; returns a callable that
-        stops it.
+        Call C{callback(entry)} for every new line of C{version_ids} (L{None}: of every
+        version); returns a callable that stops it.
         """
-        follower = (frozenset(version_ids), callback)
+        follower = (None if version_ids is None else frozenset(version_ids), callback)
         self._followers.append(follower)
 
         def unfollow():

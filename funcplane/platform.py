@@ -54,6 +54,7 @@ class Platform:
     @param store: an L{funcplane.interfaces.IStore}.
     @param supervisor: a L{funcplane.runtime.supervisor.Supervisor}.
     @param routes: an L{funcplane.interfaces.IRouteTable}.
+    @param tails: the L{funcplane.tail.Tails}, whose tails of a deleted function end.
     """
 
     log = Logger()
@@ -68,6 +69,7 @@ class Platform:
         new_version_name=generate_version_name,
         logbook=None,
         new_deployment_id=lambda: uuid.uuid4().hex,
+        tails=None,
     ):
         self._clock = clock
         self._store = store
@@ -77,6 +79,7 @@ class Platform:
         self._new_deployment_id = new_deployment_id
         self._new_version_name = new_version_name
         self._logbook = logbook
+        self._tails = tails
 
     async def load_routes(self):
         """
@@ -352,6 +355,8 @@ class Platform:
         """
         ids = await self._store.delete_function(function)
         self._routes.remove(function)
+        if self._tails is not None:
+            self._tails.end_function(function)
         for version_id in ids:
             await self._forget(version_id)
         self.log.info("deleted function {function}", function=function)

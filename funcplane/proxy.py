@@ -124,6 +124,7 @@ class ProxyFactory(Factory):
         child is wedged.
     @param trusted_proxies: networks (CIDR text) of load balancers in front of funcplane,
         whose C{X-Forwarded-*} headers are kept; everyone else's are replaced.
+    @param tails: the L{funcplane.tail.Tails} told of finished requests while any is live.
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class ProxyFactory(Factory):
         limits=ProxyLimits(),
         request_timeout=60.0,
         trusted_proxies=(),
+        tails=None,
     ):
         self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
         self._open = {}
@@ -146,6 +148,7 @@ class ProxyFactory(Factory):
         self.limits = limits
         self.clock = clock
         self.request_timeout = request_timeout
+        self.tails = tails
 
     def buildProtocol(self, addr):
         return ProxyChannel(self)

@@ -34,6 +34,7 @@ from funcplane.runtime.process import (
 from funcplane.runtime.supervisor import Lifecycle, Supervisor
 from funcplane.site import admin_site
 from funcplane.store import SQLiteStore
+from funcplane.tail import Tails
 from funcplane.upstream import UpstreamPool
 
 DATABASE = "funcplane.sqlite3"
@@ -121,6 +122,7 @@ class FuncplaneService(MultiService):
         self.store = SQLiteStore(os.path.join(settings.data_dir, DATABASE), reactor)
         self.routes = RouteTable(settings.domain)
         self.logbook = LogBook(reactor)
+        self.tails = Tails(reactor, self.logbook, settings.domain)
         self.supervisor = None
         self.platform = None
         self._pool = None
@@ -195,7 +197,12 @@ class FuncplaneService(MultiService):
         )
         self.supervisor.setServiceParent(self)
         self.platform = Platform(
-            self._reactor, self.store, self.supervisor, self.routes, logbook=self.logbook
+            self._reactor,
+            self.store,
+            self.supervisor,
+            self.routes,
+            logbook=self.logbook,
+            tails=self.tails,
         )
         all_routes = await self.platform.load_routes()
         self._pool = UpstreamPool(
@@ -209,7 +216,9 @@ class FuncplaneService(MultiService):
             settings.public_port,
             logbook=self.logbook,
             clock=self._reactor,
-            cloudflare=CloudflareAPI(self.platform, checker, settings.limits, self._reactor),
+            cloudflare=CloudflareAPI(
+                self.platform, checker, settings.limits, self._reactor, self.tails
+            ),
         )
         listener = ProxyFactory(
             self.routes,
@@ -220,6 +229,7 @@ class FuncplaneService(MultiService):
             settings.proxy_limits,
             request_timeout=settings.request_timeout,
             trusted_proxies=settings.trusted_proxies,
+            tails=self.tails,
         )
         self.port = await serverFromString(self._reactor, settings.listen).listen(listener)
         self.log.info(
@@ -251,6 +261,7 @@ class FuncplaneService(MultiService):
         return confiner
 
     async def _stop(self):
+        self.tails.close()
         if self.port is not None:
             await self.port.stopListening()
         if self._pool is not None:

@@ -991,3 +991,95 @@ class WebSocketTests(ProxyCase):
         self.assertTrue(upstream.transport.disconnecting)
         upstream.connectionLost(Failure(ConnectionLost()))
         self.assertTrue(self.received().startswith(b"HTTP/1.1 502 Bad Gateway\r\n"))
+
+
+class RecordingTails:
+    """
+    Stands in for L{funcplane.tail.Tails}: records what the proxy reports.
+    """
+
+    def __init__(self, active=True):
+        self.active = active
+        self.done = []
+
+    def request_done(self, traced):
+        self.done.append(traced)
+
+
+class TailReportTests(ProxyCase):
+    """
+    While a tail is live, each request the proxy ends is reported once, with how it ended.
+    """
+
+    def setUp(self):
+        super().setUp()
+        self.clock.advance(1000)
+        self.channel = self.connect()
+        self.tails = self.factory.tails = RecordingTails()
+
+    def test_answered(self):
+        """
+        A relayed response is reported as C{ok} with its status, the request as the client
+        sent it, the client's address and when it started.
+        """
+        self.send(get(path=b"/p?q=1", extra=b"X-Tag: a\r\n"))
+        self.clock.advance(0.5)
+        self.children.answer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+        [traced] = self.tails.done
+        self.assertEqual(
+            (traced.version_id, traced.host, traced.method, traced.target, traced.headers),
+            ("id2", b"hello.func.local", b"GET", b"/p?q=1", ((b"Host", b"hello.func.local"), (b"X-Tag", b"a"))),
+        )
+        self.assertEqual(
+            (traced.client, traced.secure, traced.started, traced.status, traced.outcome),
+            ("203.0.113.9", False, 1000, 404, "ok"),
+        )
+
+    def test_failures(self):
+        """
+        A request funcplane answered for the function (here 502) is C{unknown}; one the
+        client left before its answer is C{canceled}, without a status.
+        """
+        self.send(get())
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.assertEqual([(t.status, t.outcome) for t in self.tails.done], [(502, "unknown")])
+        channel = self.connect()
+        self.send(get(), channel)
+        channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([(t.status, t.outcome) for t in self.tails.done][1:], [(None, "canceled")])
+
+    def test_broken_off(self):
+        """
+        A response the function broke off is C{unknown}, with the status it began with.
+        """
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        self.children.connections[0][1].connectionLost(Failure(ConnectionLost()))
+        self.channel.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual([(t.status, t.outcome) for t in self.tails.done], [(200, "unknown")])
+
+    def test_websocket(self):
+        """
+        A WebSocket to a function is reported when it closes, with status 101.
+        """
+        self.send(WS_REQUEST)
+        self.children.answer(SWITCHED)
+        self.assertEqual(self.tails.done, [])
+        self.children.connections[0][1].connectionLost(Failure(ConnectionDone()))
+        self.assertEqual([(t.status, t.outcome) for t in self.tails.done], [(101, "ok")])
+
+    def test_unrouted_not_reported(self):
+        """
+        A request that reached no version is no function's event.
+        """
+        self.send(get(b"nope.func.local"))
+        self.assertEqual(self.tails.done, [])
+
+    def test_quiet(self):
+        """
+        With no tail live, nothing is reported.
+        """
+        self.tails.active = False
+        self.send(get())
+        self.children.answer(OK)
+        self.assertEqual(self.tails.done, [])

@@ -10,6 +10,9 @@ import shutil
 import tempfile
 
 from twisted.internet import reactor
+from twisted.internet.defer import Deferred
+from twisted.internet.protocol import ProcessProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.trial.unittest import SkipTest, TestCase
 
@@ -72,11 +75,11 @@ class WranglerTests(TestCase):
         self.project = os.path.join(self.home, "project")
         project(self.project, "hello from funcplane")
 
-    async def wrangler(self, *args, stdin=None, ok=True):
+    def environment(self):
         """
-        Run wrangler in the project; return its output (stdout and stderr).
+        wrangler's whole environment: pointed at funcplane, nothing sent anywhere else.
         """
-        env = {
+        return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "HOME": self.home,
             "XDG_CONFIG_HOME": os.path.join(self.home, ".config"),
@@ -91,6 +94,12 @@ class WranglerTests(TestCase):
             "CI": "true",
             "NO_COLOR": "1",
         }
+
+    async def wrangler(self, *args, stdin=None, ok=True):
+        """
+        Run wrangler in the project; return its output (stdout and stderr).
+        """
+        env = self.environment()
         if stdin is None:
             command, argv = WRANGLER, list(args)
         else:
@@ -173,3 +182,100 @@ class WranglerTests(TestCase):
         self.assertEqual((await self.body())[0], 404)
         status, listed = await self.fp.api("GET", "/api/functions")
         self.assertEqual(listed["functions"], [])
+
+    async def test_tail(self):
+        """
+        wrangler tail streams each request with what the function printed and threw,
+        filtered as asked, and exits cleanly when the function is deleted.
+        """
+        self.fp = await Funcplane(self).start()
+        self.addCleanup(self.fp.remove)
+        with open(os.path.join(self.project, "src", "index.js"), "w") as f:
+            f.write(TAILED)
+        await self.wrangler("deploy")
+
+        tail = Tail()
+        reactor.spawnProcess(
+            tail, WRANGLER, [WRANGLER, "tail", "--format", "json", "--method", "GET"],
+            env=self.environment(), path=self.project,
+        )
+        self.addCleanup(tail.kill)
+        await self.until(lambda: self.fp.service.tails.active, tail, "the tail to connect")
+        await self.fp.request("GET", "/first", host=HOST)
+        await self.fp.request("POST", "/skipped", host=HOST)
+        await self.fp.request("GET", "/boom", host=HOST, headers={"Authorization": "Bearer abc"})
+        await self.until(lambda: len(tail.events()) >= 2, tail, "two events")
+
+        first, boom = tail.events()
+        self.assertEqual(
+            (first["outcome"], first["scriptName"], first["event"]["request"]["url"]),
+            ("ok", NAME, f"http://{HOST}/first"),
+        )
+        self.assertEqual(first["event"]["response"], {"status": 200})
+        self.assertEqual([log["message"] for log in first["logs"]], [["seen /first"]])
+        self.assertEqual((boom["outcome"], boom["event"]["response"]), ("exception", {"status": 500}))
+        self.assertEqual(boom["event"]["request"]["headers"]["authorization"], "REDACTED")
+        [exception] = boom["exceptions"]
+        self.assertEqual((exception["name"], exception["message"]), ("TypeError", "kaboom"))
+
+        await self.wrangler("delete", "--force")
+        self.assertEqual(await tail.ended, 0, tail.output)
+        self.assertEqual(self.fp.service.tails.count(), 0)
+
+    async def until(self, condition, tail, what, seconds=30):
+        for _ in range(int(seconds / 0.05)):
+            if condition():
+                return
+            await deferLater(reactor, 0.05)
+        self.fail(f"waited {seconds} s for {what}; wrangler tail printed:\n{tail.output}")
+
+
+TAILED = """export default {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    console.log("seen " + path);
+    if (path === "/boom") throw new TypeError("kaboom");
+    return new Response("ok");
+  }
+}
+"""
+
+
+class Tail(ProcessProtocol):
+    """
+    A running wrangler tail: its output, the events in it, and its exit code.
+    """
+
+    def __init__(self):
+        self.output = ""
+        self.ended = Deferred()
+        self.exited = False
+
+    def outReceived(self, data):
+        self.output += data.decode("utf-8", "replace")
+
+    errReceived = outReceived
+
+    def processEnded(self, reason):
+        self.exited = True
+        self.ended.callback(reason.value.exitCode)
+
+    def kill(self):
+        if not self.exited:
+            self.transport.signalProcess("KILL")
+            return self.ended
+
+    def events(self):
+        """
+        The JSON documents printed so far (wrangler prints one per event, indented).
+        """
+        decoder, found, text = json.JSONDecoder(), [], self.output
+        start = text.find("{")
+        while start != -1:
+            try:
+                value, end = decoder.raw_decode(text, start)
+            except ValueError:
+                break
+            found.append(value)
+            start = text.find("{", end)
+        return found
