@@ -15,6 +15,7 @@ the next request to that version started.  When one version answers several requ
 once, a line may land in a neighbour's event.
 """
 
+import bisect
 import collections
 import json
 import random
@@ -37,6 +38,8 @@ SETTLE_SECONDS = 0.1
 TAILS_PER_FUNCTION = 10
 # The most lines one event carries; more are dropped and the event says C{truncated}.
 LINES_PER_EVENT = 100
+# The most lines of one version waiting for their request's event.
+PENDING_LINES = 10_000
 PROTOCOL = b"trace-v1"
 # Request headers whose values a tail never shows.
 REDACTED = frozenset([b"authorization", b"proxy-authorization", b"cookie"])
@@ -179,6 +182,10 @@ class Tail:
     dropped: int = 0
 
 
+def _time(entry):
+    return entry.time
+
+
 def _ms(seconds):
     return int(seconds * 1000)
 
@@ -259,8 +266,11 @@ class Tails:
         self._live = {}
         self._lines = {}
         self._queued = {}
+        self._overflowed = set()
         self._unfollow = None
-        self._pending = set()
+        # (when, function, traced) of the events waiting for their lines, soonest first.
+        self._due = collections.deque()
+        self._flush_call = None
         #: Whether any tail is connected: the proxy reports requests only then.
         self.active = False
 
@@ -318,9 +328,10 @@ class Tails:
         """
         for tail in list(self._tails.values()):
             self._end(tail, "funcplane is stopping", GOING_AWAY)
-        for call in self._pending:
-            call.cancel()
-        self._pending.clear()
+        if self._flush_call is not None:
+            self._flush_call.cancel()
+            self._flush_call = None
+        self._due.clear()
 
     def attached(self, tail, socket):
         tail.socket = socket
@@ -368,11 +379,12 @@ class Tails:
         if entry.function not in self._live:
             return
         versions = self._lines.setdefault(entry.function, {})
-        lines = versions.get(entry.version_id)
-        if lines is None:
-            # One more than an event carries, to tell when some were dropped.
-            lines = versions[entry.version_id] = collections.deque(maxlen=LINES_PER_EVENT + 1)
+        lines = versions.setdefault(entry.version_id, [])
         lines.append(entry)
+        if len(lines) > PENDING_LINES:
+            # Nothing claims them fast enough: the oldest go, and the next event says so.
+            del lines[: PENDING_LINES // 2]
+            self._overflowed.add(entry.version_id)
 
     def request_done(self, traced):
         """
@@ -382,45 +394,56 @@ class Tails:
         if parts is None or parts[0] not in self._live:
             return
         function = parts[0]
-        self._queued.setdefault(function, {}).setdefault(traced.version_id, []).append(traced)
-        call = self._clock.callLater(SETTLE_SECONDS, self._emit, function, traced)
-        self._pending.add(call)
+        starts = self._queued.setdefault(function, {}).setdefault(traced.version_id, [])
+        bisect.insort(starts, traced.started)
+        # Every event waits as long, so they fall due in order: one timer serves them all.
+        self._due.append((self._clock.seconds() + SETTLE_SECONDS, function, traced))
+        if self._flush_call is None:
+            self._flush_call = self._clock.callLater(SETTLE_SECONDS, self._flush)
+
+    def _flush(self):
+        self._flush_call = None
+        now = self._clock.seconds()
+        due = self._due
+        while due and due[0][0] <= now:
+            _, function, traced = due.popleft()
+            self._emit(function, traced)
+        if due:
+            self._flush_call = self._clock.callLater(due[0][0] - now, self._flush)
 
     def _claim(self, function, traced):
         """
         Take the lines of C{traced}'s version that belong to it: those printed from its
         start until a later request to the version started, and those printed earlier
-        that no other request waiting to go out can claim.
+        that no other request waiting to go out can claim.  Lines are in time order.
         """
         queues = self._queued.get(function, {})
-        queue = queues.get(traced.version_id, [])
-        if traced in queue:
-            queue.remove(traced)
-        if not queue:
+        starts = queues.get(traced.version_id, [])
+        at = bisect.bisect_left(starts, traced.started)
+        if at < len(starts) and starts[at] == traced.started:
+            del starts[at]
+        if not starts:
             queues.pop(traced.version_id, None)
-        later = [q.started for q in queue if q.started > traced.started]
-        cutoff = min(later) if later else float("inf")
-        earliest = min((q.started for q in queue), default=float("inf"))
+        later = bisect.bisect_right(starts, traced.started)
+        cutoff = starts[later] if later < len(starts) else float("inf")
+        earliest = min(starts[0] if starts else float("inf"), traced.started)
         versions = self._lines.get(function, {})
         lines = versions.get(traced.version_id)
+        truncated = traced.version_id in self._overflowed
+        self._overflowed.discard(traced.version_id)
         if lines is None:
-            return [], False
-        truncated = len(lines) > LINES_PER_EVENT
-        mine, kept = [], []
-        for entry in lines:
-            if entry.time < cutoff and (entry.time >= traced.started or entry.time < earliest):
-                mine.append(entry)
-            else:
-                kept.append(entry)
-        if kept:
-            lines.clear()
-            lines.extend(kept)
-        else:
+            return [], truncated
+        def index(moment):
+            return bisect.bisect_left(lines, moment, key=_time)
+        stragglers, begin, end = index(earliest), index(traced.started), index(cutoff)
+        mine = lines[:stragglers] + lines[begin:end]
+        del lines[begin:end]
+        del lines[:stragglers]
+        if not lines:
             del versions[traced.version_id]
-        return mine[-LINES_PER_EVENT:], truncated
+        return mine[-LINES_PER_EVENT:], truncated or len(mine) > LINES_PER_EVENT
 
     def _emit(self, function, traced):
-        self._pending = {call for call in self._pending if call.active()}
         tails = self._live.get(function)
         if not tails:
             return

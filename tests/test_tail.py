@@ -14,6 +14,7 @@ from funcplane.logbook import LogBook
 from funcplane.tail import (
     CONNECT_SECONDS,
     LINES_PER_EVENT,
+    PENDING_LINES,
     SETTLE_SECONDS,
     TAIL_SECONDS,
     TAILS_PER_FUNCTION,
@@ -375,6 +376,24 @@ class EventTests(TailsCase):
         self.assertTrue(event["truncated"])
         self.assertEqual(len(event["logs"]), LINES_PER_EVENT)
         self.assertEqual(event["logs"][-1]["message"], [f"line {LINES_PER_EVENT + 4}"])
+
+    def test_unclaimed_lines_bounded(self):
+        """
+        Lines nobody claims are kept up to PENDING_LINES for a version; past that the oldest
+        go, and the next event of that version says it is truncated.
+        """
+        _, socket = self.connect()
+        for i in range(PENDING_LINES + 1):
+            self.logbook.add(V1, "log", f"line {i}")
+        self.assertLessEqual(len(self.tails._lines["hello"][V1.id]), PENDING_LINES)
+        self.clock.advance(0.001)
+        self.request(V1)
+        self.request(V1)
+        self.clock.advance(SETTLE_SECONDS)
+        first, second = socket.sent
+        self.assertEqual((first["truncated"], second["truncated"]), (True, False))
+        self.assertEqual(first["logs"][-1]["message"], [f"line {PENDING_LINES}"])
+        self.assertEqual(second["logs"], [])
 
     def test_filtered_per_tail(self):
         """
