@@ -421,7 +421,7 @@ class CloudflareAPI:
             raise errors.InvalidRequest(problem)
         if not _TAIL_ID.match(tail_id):
             raise errors.NoSuchTail(f"{tail_id[:40]!r} is not a tail id")
-        return _TailUpgrade(self._tails, self._tails.waiting(tail_id))
+        return _TailUpgrade(self._tails, self._tails.waiting(tail_id), self._clock)
 
     @app.route(ACCOUNT + "/workers/tails/by-consumer/<name>", methods=["GET"])
     @checked
@@ -527,10 +527,11 @@ class _TailUpgrade(Resource):
 
     isLeaf = True
 
-    def __init__(self, tails, tail):
+    def __init__(self, tails, tail, clock):
         super().__init__()
         self._tails = tails
         self._tail = tail
+        self._clock = clock
 
     def render_GET(self, request):
         offered = {
@@ -541,7 +542,7 @@ class _TailUpgrade(Resource):
         head = switching_protocols(
             request.getHeader(b"sec-websocket-key"), PROTOCOL if PROTOCOL in offered else None
         )
-        socket = TailSocket(self._tails, self._tail)
+        socket = TailSocket(self._tails, self._tail, self._clock)
         request.channel.switch_protocol(head, socket)
         request.registerProducer(socket, True)
         return NOT_DONE_YET

@@ -26,6 +26,7 @@ from twisted.logger import Logger
 
 from funcplane import errors
 from funcplane.cfjson import cf_id
+from funcplane.deadline import Deadline
 from funcplane.routing import canonical_host, plain_id, split_host
 from funcplane.websocket import GOING_AWAY, NORMAL, WebSocketServer
 
@@ -33,6 +34,9 @@ from funcplane.websocket import GOING_AWAY, NORMAL, WebSocketServer
 TAIL_SECONDS = 6 * 3600
 # A tail whose WebSocket has not connected this long after it was made is dropped.
 CONNECT_SECONDS = 60
+# A tail's WebSocket that sends nothing this long is closed (wrangler pings every 10 s):
+# a client that vanished without closing does not hold a tail for hours.
+SILENT_SECONDS = 60
 # Lines a version prints this soon after a response still count as that request's.
 SETTLE_SECONDS = 0.1
 TAILS_PER_FUNCTION = 10
@@ -481,24 +485,38 @@ class Tails:
 class TailSocket(WebSocketServer):
     """
     The WebSocket of one tail.  It sends events and reads nothing but wrangler's
-    C{{"debug": ...}}; while its client reads too slowly (the transport pauses it), events
-    are dropped and counted, and the count is told when it catches up.
+    C{{"debug": ...}} and pings; while its client reads too slowly (the transport pauses it),
+    events are dropped and counted, and the count is told when it catches up.  A client
+    silent for L{SILENT_SECONDS} is taken for gone.
+
+    @param clock: an C{IReactorTime}.
     """
 
-    def __init__(self, tails, tail):
+    def __init__(self, tails, tail, clock):
         super().__init__(max_message=4096)
         self._tails = tails
         self._tail = tail
+        self._silence = Deadline(clock)
         self.paused = False
 
     def connectionMade(self):
         self._tails.attached(self._tail, self)
+        self._silence.set(SILENT_SECONDS, self._silent)
+
+    def dataReceived(self, data):
+        self._silence.set(SILENT_SECONDS, self._silent)
+        super().dataReceived(data)
+
+    def _silent(self):
+        self.close(GOING_AWAY, "nothing heard from the client in 60 s")
+        self.transport.abortConnection()
 
     def message_received(self, text):
         # wrangler's only message, {"debug": false}, asks for nothing funcplane changes.
         pass
 
     def connectionLost(self, reason):
+        self._silence.stop()
         self._tails.detached(self._tail)
 
     # IPushProducer, for the transport.

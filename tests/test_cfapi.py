@@ -26,7 +26,7 @@ from funcplane.proxy import ProxyFactory
 from funcplane.routing import RouteTable
 from funcplane.runtime.supervisor import Supervisor
 from funcplane.site import admin_site
-from funcplane.tail import SETTLE_SECONDS, Tails, Traced
+from funcplane.tail import SETTLE_SECONDS, SILENT_SECONDS, Tails, Traced
 from funcplane.upload import multipart_parts
 from tests.fakes import AUTH, TOKEN, FakeLauncher, memory_store
 from funcplane.websocket import CLOSE, PING, PONG, TEXT, FrameParser
@@ -463,6 +463,24 @@ class TailSocketTests(CloudflareCase):
         [(opcode, _, payload)] = self.frames()
         self.assertEqual((opcode, payload), (CLOSE, b"\x03\xe8tail deleted"))
         self.assertTrue(self.transport.disconnecting)
+
+    def test_silent_client(self):
+        """
+        A client that sends nothing (not even wrangler's ping) for SILENT_SECONDS is closed
+        with 1001 and its tail ends; one that pings is kept.
+        """
+        self.open()
+        for _ in range(3):
+            self.clock.advance(SILENT_SECONDS - 1)
+            self.channel.dataReceived(client_frame(PING, b"wrangler tail ping"))
+        self.assertEqual(len(self.frames()), 3)
+        self.clock.advance(SILENT_SECONDS)
+        [(opcode, _, payload)] = self.frames()
+        self.assertEqual((opcode, payload[:2]), (CLOSE, b"\x03\xe9"))
+        self.assertTrue(self.transport.disconnecting)
+        self.channel.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.tails.count(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_without_subprotocol(self):
         """
