@@ -283,7 +283,9 @@ class Tails:
     def open(self, function, tail_filter):
         """
         Make a tail of C{function}; its WebSocket must connect within L{CONNECT_SECONDS}.
+        Function names are compared as hosts are, in lower case.
         """
+        function = function.lower()
         if sum(1 for t in self._tails.values() if t.function == function) >= TAILS_PER_FUNCTION:
             raise errors.TooManyTails(
                 f"{function} already has {TAILS_PER_FUNCTION} live tails; end one first"
@@ -316,13 +318,14 @@ class Tails:
         the tail after its WebSocket closed.
         """
         tail = self._tails.get(tail_id)
-        if tail is not None and tail.function == function:
+        if tail is not None and tail.function == function.lower():
             self._end(tail, "deleted", NORMAL)
 
     def end_function(self, function):
         """
         End every tail of C{function}, which was deleted.
         """
+        function = function.lower()
         for tail in [t for t in self._tails.values() if t.function == function]:
             self._end(tail, "the function was deleted", NORMAL)
 
@@ -380,9 +383,10 @@ class Tails:
     # Events.
 
     def _line(self, entry):
-        if entry.function not in self._live:
+        function = entry.function.lower()
+        if function not in self._live:
             return
-        versions = self._lines.setdefault(entry.function, {})
+        versions = self._lines.setdefault(function, {})
         lines = versions.setdefault(entry.version_id, [])
         lines.append(entry)
         if len(lines) > PENDING_LINES:

@@ -395,6 +395,21 @@ class EventTests(TailsCase):
         self.assertEqual(first["logs"][-1]["message"], [f"line {PENDING_LINES}"])
         self.assertEqual(second["logs"], [])
 
+    def test_names_in_any_case(self):
+        """
+        A tail made for C{Hello} follows the function that answers at C{hello.func.local},
+        whose lines name it C{Hello}; deleting C{HELLO} ends it.
+        """
+        tail = self.tails.open("Hello", TailFilter())
+        socket = FakeSocket()
+        self.tails.attached(self.tails.waiting(tail.id), socket)
+        upper = Spec(V1.id, "Hello", "v1")
+        self.request(upper, lines=[("log", "seen")], host=b"HELLO.func.local")
+        self.clock.advance(SETTLE_SECONDS)
+        self.assertEqual([(e["scriptName"], e["logs"][0]["message"]) for e in socket.sent], [("hello", ["seen"])])
+        self.tails.end_function("HELLO")
+        self.assertEqual(socket.closed, (1000, "tail the function was deleted"))
+
     def test_filtered_per_tail(self):
         """
         Each tail gets only what its filter admits; sampling draws only for a tail that
