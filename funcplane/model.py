@@ -83,9 +83,9 @@ class Deployment:
     @ivar alias: an alias to point at the new version, or L{None}.
     @ivar deploy: whether the new version takes all of the function's traffic at once
         (C{False}: it is only uploaded, and answers at its own hosts).
-    @ivar inherit: names whose bindings come from the version now deployed; a name it does
-        not have is an error.
-    @ivar keep_types: binding types copied from the version now deployed for names the new
+    @ivar inherit: names whose bindings come from the function's newest version; a name it
+        does not have is an error.
+    @ivar keep_types: binding types copied from the newest version for names the new
         version does not set.  Secrets are kept unless a deploy says otherwise, as on
         Cloudflare.
     @ivar metadata: what the version records about itself: C{source} (C{api} or

@@ -148,17 +148,17 @@ class Platform:
 
     async def _current_bindings(self, function):
         """
-        The bindings (secrets included) of the version that now serves C{function}'s own
-        host, by name; empty for a new function.
+        The bindings (secrets included) of C{function}'s newest version, by name; empty for
+        a new function.  As on Cloudflare, a new version inherits from the newest version,
+        deployed or not: C{wrangler versions secret put/delete} build on it too.
         """
         try:
             info = await self._store.function(function)
         except NoSuchFunction:
             return {}
-        latest = info.version_named(info.latest) if info.latest is not None else None
-        if latest is None:
+        if not info.versions:
             return {}
-        spec = await self._store.version_spec(latest.id)
+        spec = await self._store.version_spec(info.versions[-1].id)
         return {binding.name: binding for binding in spec.bindings}
 
     async def _bindings(self, deployment):
@@ -173,7 +173,7 @@ class Platform:
         for name in deployment.inherit:
             if name not in current:
                 raise InvalidBinding(
-                    f"inherit binding '{name}' is invalid: the deployed version of"
+                    f"inherit binding '{name}' is invalid: the latest version of"
                     f" {deployment.function} has no binding {name}"
                 )
             found[name] = current[name]

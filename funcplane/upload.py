@@ -232,10 +232,13 @@ def parse_upload(function, body, content_type, limits, deploy, source, triggered
     fmt, modules = _modules(metadata, files, limits)
     _check_compatibility(metadata)
     bindings, inherit = parse_bindings(metadata.get("bindings"), limits)
-    keep = metadata.get("keep_bindings") or []
+    # Without keep_bindings (a plain wrangler deploy) secrets carry over, as on Cloudflare;
+    # with it, exactly the types it lists do: wrangler versions secret delete leaves
+    # secret_text out and names the secrets it keeps as inherit.
+    keep = metadata.get("keep_bindings", [SECRET_TEXT])
     if not isinstance(keep, list):
         raise InvalidRequest("'keep_bindings' must be a list")
-    keep_types = tuple(sorted({SECRET_TEXT} | {kind for kind in keep if kind in SUPPORTED_BINDINGS}))
+    keep_types = tuple(sorted({kind for kind in keep if kind in SUPPORTED_BINDINGS}))
     annotations = metadata.get("annotations") or {}
     if not isinstance(annotations, dict):
         raise InvalidRequest("'annotations' must be an object")

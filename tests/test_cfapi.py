@@ -285,9 +285,26 @@ class SecretTests(CloudflareCase):
         )
         self.assertNotIn(b'"text": "b"', self.seen[-1])
 
+    def test_inherit_from_newest(self):
+        """
+        Inherited and kept bindings come from the newest version even when it is only
+        uploaded, as wrangler versions secret put/delete expect: they build on it.
+        """
+        self.deployed()
+        secret = {"name": "VS_KEY", "type": "secret_text", "text": "sekrit"}
+        new = [{"name": "GREETING", "type": "inherit"}, secret]
+        self.upload(metadata(bindings=new), INDEX, url=SCRIPT + "/versions?excludeScript=true", method="POST")
+        keep = [{"name": "GREETING", "type": "inherit"}, {"name": "VS_KEY", "type": "inherit"}]
+        self.upload(metadata(bindings=keep), INDEX, url=SCRIPT + "/versions", method="POST")
+        self.assertEqual(
+            self.launcher.launched[-1].spec.bindings,
+            (Binding("GREETING", PLAIN_TEXT, "hi"), Binding("VS_KEY", SECRET_TEXT, "sekrit")),
+        )
+        self.assertEqual(self.routes.resolve(b"hello.func.local"), vid(1))
+
     def test_inherit_missing_is_10057(self):
         """
-        An inherit binding the deployed version does not have is refused with 10057.
+        An inherit binding the newest version does not have is refused with 10057.
         """
         self.deployed()
         result = self.call("POST", SCRIPT + "/versions", body(metadata(bindings=[{"name": "NOPE", "type": "inherit"}]), INDEX), UPLOAD)

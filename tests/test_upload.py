@@ -141,8 +141,9 @@ class UploadTests(SynchronousTestCase):
 
     def test_bindings_and_metadata(self):
         """
-        Vars, JSON vars and secrets become bindings by name; inherit entries and kept types
-        are carried; secrets are always kept; annotations are recorded.
+        Vars, JSON vars and secrets become bindings by name; inherit entries and the kept
+        types listed are carried (types funcplane has no bindings of are dropped);
+        annotations are recorded.
         """
         d = self.parse(
             metadata(
@@ -163,10 +164,21 @@ class UploadTests(SynchronousTestCase):
             d.bindings,
             (Binding("CONF", JSON, '{"on": true}'), Binding("GREETING", PLAIN_TEXT, "hi"), Binding("KEY", SECRET_TEXT, "s")),
         )
-        self.assertEqual((d.inherit, d.keep_types, d.deploy), (("OLD",), (PLAIN_TEXT, SECRET_TEXT), False))
+        self.assertEqual((d.inherit, d.keep_types, d.deploy), (("OLD",), (PLAIN_TEXT,), False))
         self.assertEqual(
             d.metadata,
             {"source": "wrangler", "triggered_by": "upload", "message": "m", "tag": "t", "compatibility_date": "2024-09-23"},
+        )
+
+    def test_secrets_kept_unless_told(self):
+        """
+        Without keep_bindings (a plain wrangler deploy) secrets are kept, as on Cloudflare;
+        with it, only the types it lists, so wrangler versions secret delete can drop one.
+        """
+        self.assertEqual(self.parse(metadata(), INDEX).keep_types, (SECRET_TEXT,))
+        self.assertEqual(self.parse(metadata(keep_bindings=["secret_key"]), INDEX).keep_types, ())
+        self.assertEqual(
+            self.parse(metadata(keep_bindings=["secret_text", "secret_key"]), INDEX).keep_types, (SECRET_TEXT,)
         )
 
     def assertRefused(self, kind, text, *parts):

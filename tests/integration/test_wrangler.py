@@ -222,6 +222,40 @@ class WranglerTests(TestCase):
         self.assertEqual(await tail.ended, 0, tail.output)
         self.assertEqual(self.fp.service.tails.count(), 0)
 
+    async def test_versions_secrets(self):
+        """
+        wrangler versions secret put/bulk/delete/list make new versions from the newest one,
+        deployed or not, without deploying them; their secrets reach the function once
+        deployed, and no listing shows a value.
+        """
+        self.fp = await Funcplane(self).start()
+        self.addCleanup(self.fp.remove)
+        await self.wrangler("deploy")
+        self.assertIn("with secret API_KEY", await self.wrangler("versions", "secret", "put", "API_KEY", stdin="v1-key"))
+        first, put = (await self.version_ids())[-2:]
+        self.assertEqual(await self.body(), (200, answer("hello from funcplane")))
+        self.assertEqual(await self.body(f"{put[:8]}.{HOST}"), (200, answer("hello from funcplane", "v1-key")))
+
+        with open(os.path.join(self.home, "more.json"), "w") as f:
+            json.dump({"DB_PASSWORD": "pw", "API_KEY": "v2-key"}, f)
+        self.assertIn("with 2 secrets", await self.wrangler("versions", "secret", "bulk", "../more.json"))
+        bulk = (await self.version_ids())[-1]
+        await self.wrangler("versions", "deploy", f"{bulk}@100%", "--yes")
+        # The secrets of the deployed versions.
+        listed = await self.wrangler("versions", "secret", "list")
+        self.assertIn("API_KEY", listed)
+        self.assertIn("DB_PASSWORD", listed)
+        self.assertNotIn("v2-key", listed)
+        self.assertEqual(await self.body(), (200, answer("hello from funcplane", "v2-key")))
+
+        await self.wrangler("versions", "secret", "delete", "API_KEY")
+        deleted = (await self.version_ids())[-1]
+        self.assertEqual(await self.body(f"{deleted[:8]}.{HOST}"), (200, answer("hello from funcplane")))
+        self.assertEqual(await self.body(), (200, answer("hello from funcplane", "v2-key")))
+        status, info = await self.fp.api("GET", f"/api/functions/{NAME}")
+        self.assertEqual(len(info["function"]["versions"]), 4)
+        self.assertNotIn(b"v2-key", json.dumps(info).encode())
+
     async def until(self, condition, tail, what, seconds=30):
         for _ in range(int(seconds / 0.05)):
             if condition():
