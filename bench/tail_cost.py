@@ -17,7 +17,6 @@ import os
 import re
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import threading
@@ -25,6 +24,9 @@ import time
 
 from common import AUTH, api, funcplane, request
 from throughput import LOAD_CPU, SERVER_CPU, ensure_wrk, parse_wrk, wait_for
+
+# throughput put funcplane on the path: the server's frame parser reads its frames here.
+from funcplane.websocket import TEXT, FrameParser  # noqa: E402
 
 CODE = 'export default { fetch(r) { console.log("served " + new URL(r.url).pathname); return new Response("ok") } }'
 HOST = "tailed.func.local"
@@ -57,7 +59,7 @@ class TailClient(threading.Thread):
         self.dropped = 0
 
     def run(self):
-        buffer = b""
+        parser = FrameParser(1 << 24)
         while True:
             try:
                 data = self.sock.recv(65536)
@@ -65,22 +67,8 @@ class TailClient(threading.Thread):
                 return
             if not data:
                 return
-            buffer += data
-            while len(buffer) >= 2:
-                size, offset = buffer[1] & 0x7F, 2
-                if size == 126:
-                    if len(buffer) < 4:
-                        break
-                    size, offset = struct.unpack("!H", buffer[2:4])[0], 4
-                elif size == 127:
-                    if len(buffer) < 10:
-                        break
-                    size, offset = struct.unpack("!Q", buffer[2:10])[0], 10
-                if len(buffer) < offset + size:
-                    break
-                opcode, payload = buffer[0] & 0x0F, buffer[offset : offset + size]
-                buffer = buffer[offset + size :]
-                if opcode != 1:
+            for opcode, _, payload in parser.feed(data):
+                if opcode != TEXT:
                     continue
                 event = json.loads(payload)
                 if event["event"].get("type") == "overload":

@@ -27,9 +27,10 @@ from funcplane.parse import parse_json_object
 from funcplane.routing import plain_id
 from funcplane.api import timestamp
 from funcplane.cfjson import cf_id, deployment_json, public_binding, script_json, version_json
-from funcplane.tail import PROTOCOL, TailFilter, TailSocket
+from funcplane.tail import PROTOCOL, TailSocket
+from funcplane.trace import TailFilter
 from funcplane.upload import CONTENT_TYPES, multipart_parts, parse_bindings, parse_upload
-from funcplane.websocket import handshake_problem, switching_protocols
+from funcplane.websocket import handshake_problem, header_tokens, switching_protocols
 
 # (HTTP status, Cloudflare error code) for each domain error, most specific first.
 ERRORS = [
@@ -534,11 +535,7 @@ class _TailUpgrade(Resource):
         self._clock = clock
 
     def render_GET(self, request):
-        offered = {
-            token.strip()
-            for value in request.requestHeaders.getRawHeaders(b"sec-websocket-protocol", [])
-            for token in value.split(b",")
-        }
+        offered = header_tokens(request.requestHeaders, b"sec-websocket-protocol")
         head = switching_protocols(
             request.getHeader(b"sec-websocket-key"), PROTOCOL if PROTOCOL in offered else None
         )

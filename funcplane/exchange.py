@@ -18,7 +18,7 @@ from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, NoSuchVersion, StartFailed
 from funcplane.routing import NotAFunctionHost, NotRouted
-from funcplane.tail import Traced
+from funcplane.trace import Traced
 from funcplane.upstream import CHUNKED, NO_BODY, UPGRADE, IUpstreamHandler
 
 HOP_BY_HOP = frozenset(
@@ -148,7 +148,7 @@ class Exchange:
         self._early = []
         self._status = None
         self._relayed = False
-        self._traced_at = None
+        self._tailed = None
 
     def _values(self, name):
         return [value for key, value in self.headers if key.lower() == name]
@@ -274,7 +274,9 @@ class Exchange:
             return
         tails = self._factory.tails
         if tails is not None and tails.active:
-            self._traced_at = self._factory.clock.seconds()
+            function = tails.watching(self.host)
+            if function is not None:
+                self._tailed = (function, self._factory.clock.seconds())
         self._lease = self._factory.supervisor.lease(self._version_id)
         self._timer = self._channel.request_deadline
         self._timer.set(self._factory.request_timeout, self._timed_out)
@@ -633,20 +635,21 @@ class Exchange:
         if self._lease is not None:
             lease, self._lease = self._lease, None
             lease.release()
-        if self._traced_at is not None:
+        if self._tailed is not None:
             self._trace()
 
     def _trace(self):
         """
         Tell the tails about this request, now that it ended.
         """
-        started, self._traced_at = self._traced_at, None
+        (function, started), self._tailed = self._tailed, None
         if self._gone and not self._complete:
             outcome = "canceled"
         else:
             outcome = "ok" if self._relayed else "unknown"
         self._factory.tails.request_done(
             Traced(
+                function=function,
                 version_id=self._version_id,
                 host=self.host,
                 method=self.method,

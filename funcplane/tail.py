@@ -8,8 +8,9 @@ its function is deleted, or when it expires.  The address's id is the only crede
 the WebSocket needs (wrangler sends no token there, as on Cloudflare), so it is 128 random
 bits and appears in no log.
 
-The proxy tells L{Tails.request_done} about each finished request, only while some tail is
-open.  A child's lines reach funcplane a moment after it prints them, so an event waits
+The proxy asks L{Tails.watching} at a request's start whether a tail watches its function
+(only while some tail is connected), and if so tells L{Tails.request_done} when it ends;
+the events' shape and filters are in L{funcplane.trace}.  A child's lines reach funcplane a moment after it prints them, so an event waits
 L{SETTLE_SECONDS}, then carries the lines its version printed from the request's start until
 the next request to that version started.  When one version answers several requests at
 once, a line may land in a neighbour's event.
@@ -25,9 +26,9 @@ import attrs
 from twisted.logger import Logger
 
 from funcplane import errors
-from funcplane.cfjson import cf_id
 from funcplane.deadline import Deadline
-from funcplane.routing import canonical_host, plain_id, split_host
+from funcplane.routing import canonical_host, split_host
+from funcplane.trace import TailFilter, event_json, overload_notice
 from funcplane.websocket import GOING_AWAY, NORMAL, WebSocketServer
 
 # A tail ends this long after it is made, as Cloudflare's do.
@@ -45,130 +46,6 @@ LINES_PER_EVENT = 100
 # The most lines of one version waiting for their request's event.
 PENDING_LINES = 10_000
 PROTOCOL = b"trace-v1"
-# Request headers whose values a tail never shows.
-REDACTED = frozenset([b"authorization", b"proxy-authorization", b"cookie"])
-OUTCOMES = frozenset(["ok", "canceled", "exception", "exceededCpu", "exceededMemory", "unknown"])
-_LEVELS = {"warning": "warn"}
-
-
-@attrs.frozen
-class Traced:
-    """
-    One request the proxy finished, as a tail sees it.
-
-    @ivar outcome: C{ok} (the function answered), C{canceled} (the client left first) or
-        C{unknown} (funcplane answered for it: it failed, or did not answer in time).
-    @ivar status: the response's status, or L{None} if none was sent.
-    """
-
-    version_id: str
-    host: bytes
-    method: bytes
-    target: bytes
-    headers: tuple
-    client: str
-    secure: bool
-    started: float
-    status: object
-    outcome: str
-
-
-def _strings(value, what):
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise errors.InvalidRequest(f"the {what} filter must be a list of strings")
-    return frozenset(value)
-
-
-@attrs.frozen
-class TailFilter:
-    """
-    Which events a tail receives: all of them unless a filter narrows it (every given
-    filter must match).  See C{wrangler tail --help}.
-    """
-
-    sampling_rate: float = 1.0
-    outcomes: object = None
-    methods: object = None
-    header: object = None
-    clients: object = None
-    query: object = None
-    versions: object = None
-
-    @classmethod
-    def parse(cls, body, creator):
-        """
-        The filter a C{POST .../tails} body asks for (C{{"filters": [...]}}).
-
-        @param creator: the address of whoever asks, which the client filter C{self} means.
-        """
-        entries = body.get("filters", [])
-        if not isinstance(entries, list):
-            raise errors.InvalidRequest("'filters' must be a list")
-        found = {}
-        for entry in entries:
-            if not isinstance(entry, dict) or len(entry) != 1:
-                raise errors.InvalidRequest("each filter is an object with one key")
-            [(key, value)] = entry.items()
-            if key == "sampling_rate":
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
-                    raise errors.InvalidRequest("sampling_rate must be a number above 0, at most 1")
-                found["sampling_rate"] = float(value)
-            elif key == "outcome":
-                outcomes = _strings(value, "outcome")
-                unknown = outcomes - OUTCOMES
-                if unknown:
-                    raise errors.InvalidRequest(f"unknown outcome {sorted(unknown)[0]!r}")
-                found["outcomes"] = outcomes
-            elif key == "method":
-                found["methods"] = frozenset(m.upper() for m in _strings(value, "method"))
-            elif key == "header":
-                if not isinstance(value, dict) or not isinstance(value.get("key"), str):
-                    raise errors.InvalidRequest("the header filter needs a 'key'")
-                query = value.get("query")
-                if query is not None and not isinstance(query, str):
-                    raise errors.InvalidRequest("the header filter's 'query' must be a string")
-                found["header"] = (value["key"].strip().lower().encode("latin-1", "replace"), query)
-            elif key == "client_ip":
-                found["clients"] = frozenset(
-                    creator if ip == "self" else ip for ip in _strings(value, "client_ip")
-                )
-            elif key == "query":
-                if not isinstance(value, str):
-                    raise errors.InvalidRequest("the query filter must be a string")
-                found["query"] = value
-            elif key == "scriptVersion":
-                found["versions"] = frozenset(plain_id(v) for v in _strings(value, "scriptVersion"))
-            else:
-                raise errors.InvalidRequest(
-                    f"unknown filter {key!r}; funcplane knows sampling_rate, outcome, method,"
-                    " header, client_ip, query and scriptVersion"
-                )
-        return cls(**found)
-
-    def admits(self, traced, outcome, texts, random):
-        """
-        Whether an event passes: C{texts} are the messages it carries.
-        """
-        if self.outcomes is not None and outcome not in self.outcomes:
-            return False
-        if self.methods is not None and traced.method.decode("latin-1").upper() not in self.methods:
-            return False
-        if self.clients is not None and traced.client not in self.clients:
-            return False
-        if self.versions is not None and traced.version_id not in self.versions:
-            return False
-        if self.header is not None:
-            key, query = self.header
-            values = [v for k, v in traced.headers if k.lower() == key]
-            if not values or (
-                query is not None and query.encode("latin-1", "replace") not in values
-            ):
-                return False
-        if self.query is not None and not any(self.query in text for text in texts):
-            return False
-        return self.sampling_rate >= 1 or random() < self.sampling_rate
 
 
 @attrs.define(eq=False)
@@ -188,64 +65,6 @@ class Tail:
 
 def _time(entry):
     return entry.time
-
-
-def _ms(seconds):
-    return int(seconds * 1000)
-
-
-def _exception(entry):
-    first, _, stack = entry.message.partition("\n")
-    name, colon, message = first.partition(": ")
-    if not colon or " " in name:
-        name, message = "Error", first
-    return {"name": name, "message": message, "stack": stack, "timestamp": _ms(entry.time)}
-
-
-def event_json(function, traced, outcome, lines, truncated):
-    """
-    The trace event (as Cloudflare's tail sends) of C{traced}, whose version printed C{lines}
-    (L{funcplane.logbook.LogEntry}s); C{error} lines are its uncaught exceptions.
-    """
-    scheme = "https" if traced.secure else "http"
-    url = f"{scheme}://{traced.host.decode('latin-1')}{traced.target.decode('latin-1')}"
-    headers = {}
-    for name, value in traced.headers:
-        name = name.decode("latin-1").lower()
-        shown = "REDACTED" if name.encode("latin-1") in REDACTED else value.decode("latin-1")
-        headers[name] = f"{headers[name]}, {shown}" if name in headers else shown
-    event = {"request": {"url": url, "method": traced.method.decode("latin-1"), "headers": headers, "cf": {}}}
-    if traced.status is not None:
-        event["response"] = {"status": traced.status}
-    return {
-        "outcome": outcome,
-        "scriptName": function,
-        "scriptVersion": {"id": cf_id(traced.version_id)},
-        "exceptions": [_exception(e) for e in lines if e.level == "error"],
-        "logs": [
-            {"message": [e.message], "level": _LEVELS.get(e.level, e.level), "timestamp": _ms(e.time)}
-            for e in lines
-            if e.level != "error"
-        ],
-        "eventTimestamp": _ms(traced.started),
-        "event": event,
-        "diagnosticsChannelEvents": [],
-        "truncated": truncated,
-    }
-
-
-def _notice(clock, message):
-    """
-    A message wrangler prints in red (a Cloudflare tail's C{overload} event).
-    """
-    return {
-        "outcome": "ok",
-        "scriptName": None,
-        "exceptions": [],
-        "logs": [],
-        "eventTimestamp": _ms(clock.seconds()),
-        "event": {"type": "overload", "message": message},
-    }
 
 
 class Tails:
@@ -272,7 +91,7 @@ class Tails:
         self._queued = {}
         self._overflowed = set()
         self._unfollow = None
-        # (when, function, traced) of the events waiting for their lines, soonest first.
+        # (when, traced) of the events waiting for their lines, soonest first.
         self._due = collections.deque()
         self._flush_call = None
         #: Whether any tail is connected: the proxy reports requests only then.
@@ -366,7 +185,7 @@ class Tails:
             live.remove(tail)
             if not live:
                 del self._live[tail.function]
-                self._lines.pop(tail.function, None)
+                self._overflowed.difference_update(self._lines.pop(tail.function, ()))
                 self._queued.pop(tail.function, None)
             self.log.info("a tail of {function} ended: {why}", function=tail.function, why=why)
         if not self._live:
@@ -394,18 +213,26 @@ class Tails:
             del lines[: PENDING_LINES // 2]
             self._overflowed.add(entry.version_id)
 
+    def watching(self, host):
+        """
+        The function a request to C{host} reaches, if a tail of it is connected; else
+        L{None}, and the proxy reports nothing of that request.
+        """
+        parts = split_host(canonical_host(host), self._domain)
+        if parts is None or parts[0] not in self._live:
+            return None
+        return parts[0]
+
     def request_done(self, traced):
         """
         The proxy finished C{traced}: its event goes out once its lines are in.
         """
-        parts = split_host(canonical_host(traced.host), self._domain)
-        if parts is None or parts[0] not in self._live:
+        if traced.function not in self._live:
             return
-        function = parts[0]
-        starts = self._queued.setdefault(function, {}).setdefault(traced.version_id, [])
+        starts = self._queued.setdefault(traced.function, {}).setdefault(traced.version_id, [])
         bisect.insort(starts, traced.started)
         # Every event waits as long, so they fall due in order: one timer serves them all.
-        self._due.append((self._clock.seconds() + SETTLE_SECONDS, function, traced))
+        self._due.append((self._clock.seconds() + SETTLE_SECONDS, traced))
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(SETTLE_SECONDS, self._flush)
 
@@ -414,17 +241,17 @@ class Tails:
         now = self._clock.seconds()
         due = self._due
         while due and due[0][0] <= now:
-            _, function, traced = due.popleft()
-            self._emit(function, traced)
+            self._emit(due.popleft()[1])
         if due:
             self._flush_call = self._clock.callLater(due[0][0] - now, self._flush)
 
-    def _claim(self, function, traced):
+    def _claim(self, traced):
         """
         Take the lines of C{traced}'s version that belong to it: those printed from its
         start until a later request to the version started, and those printed earlier
         that no other request waiting to go out can claim.  Lines are in time order.
         """
+        function = traced.function
         queues = self._queued.get(function, {})
         starts = queues.get(traced.version_id, [])
         at = bisect.bisect_left(starts, traced.started)
@@ -451,11 +278,11 @@ class Tails:
             del versions[traced.version_id]
         return mine[-LINES_PER_EVENT:], truncated or len(mine) > LINES_PER_EVENT
 
-    def _emit(self, function, traced):
-        tails = self._live.get(function)
+    def _emit(self, traced):
+        tails = self._live.get(traced.function)
         if not tails:
             return
-        lines, truncated = self._claim(function, traced)
+        lines, truncated = self._claim(traced)
         outcome = traced.outcome
         if outcome == "ok" and any(e.level == "error" for e in lines):
             outcome = "exception"
@@ -465,7 +292,7 @@ class Tails:
             if not tail.filter.admits(traced, outcome, texts, self._random):
                 continue
             if text is None:
-                text = json.dumps(event_json(function, traced, outcome, lines, truncated))
+                text = json.dumps(event_json(traced, outcome, lines, truncated))
             self._send(tail, text)
 
     def _send(self, tail, text):
@@ -477,7 +304,7 @@ class Tails:
             dropped, tail.dropped = tail.dropped, 0
             socket.send_text(
                 json.dumps(
-                    _notice(
+                    overload_notice(
                         self._clock,
                         f"funcplane dropped {dropped} events while this tail read too slowly",
                     )

@@ -48,23 +48,27 @@ class ProtocolViolation(Exception):
         self.code = code
 
 
+def header_tokens(headers, name):
+    """
+    The comma-separated tokens of every C{name} header in C{headers} (a
+    C{twisted.web.http_headers.Headers}), in lower case.
+    """
+    return {
+        token.strip().lower() for value in headers.getRawHeaders(name, []) for token in value.split(b",")
+    }
+
+
 def handshake_problem(method, headers):
     """
     What is wrong with a request to open a WebSocket, or L{None} if nothing is.
 
     @param headers: a C{twisted.web.http_headers.Headers}.
     """
-
-    def tokens(name):
-        return {
-            token.strip().lower()
-            for value in headers.getRawHeaders(name, [])
-            for token in value.split(b",")
-        }
-
     if method != b"GET":
         return "a WebSocket is opened with GET"
-    if b"websocket" not in tokens(b"upgrade") or b"upgrade" not in tokens(b"connection"):
+    if b"websocket" not in header_tokens(headers, b"upgrade") or b"upgrade" not in header_tokens(
+        headers, b"connection"
+    ):
         return "this address is a WebSocket: connect with wrangler tail or a WebSocket client"
     if headers.getRawHeaders(b"sec-websocket-version", [b""])[-1].strip() != b"13":
         return "only WebSocket version 13 is supported"

@@ -26,7 +26,8 @@ from funcplane.proxy import ProxyFactory
 from funcplane.routing import RouteTable
 from funcplane.runtime.supervisor import Supervisor
 from funcplane.site import admin_site
-from funcplane.tail import SETTLE_SECONDS, SILENT_SECONDS, Tails, Traced
+from funcplane.tail import SETTLE_SECONDS, SILENT_SECONDS, Tails
+from funcplane.trace import Traced
 from funcplane.upload import multipart_parts
 from tests.fakes import AUTH, TOKEN, FakeLauncher, memory_store
 from funcplane.websocket import CLOSE, PING, PONG, TEXT, FrameParser
@@ -446,7 +447,7 @@ class TailSocketTests(CloudflareCase):
         self.channel.dataReceived(client_frame(PING, b"wrangler tail ping"))
         self.assertEqual(self.frames(), [(PONG, True, b"wrangler tail ping")])
         self.tails.request_done(
-            Traced(vid(1), b"hello.func.local", b"GET", b"/", (), "203.0.113.1", False, self.clock.seconds(), 200, "ok")
+            Traced("hello", vid(1), b"hello.func.local", b"GET", b"/", (), "203.0.113.1", False, self.clock.seconds(), 200, "ok")
         )
         self.clock.advance(SETTLE_SECONDS)
         [(opcode, _, payload)] = self.frames()

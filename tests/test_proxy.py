@@ -1000,7 +1000,11 @@ class RecordingTails:
 
     def __init__(self, active=True):
         self.active = active
+        self.watched = {b"hello.func.local": "hello", b"v1.hello.func.local": "hello"}
         self.done = []
+
+    def watching(self, host):
+        return self.watched.get(host)
 
     def request_done(self, traced):
         self.done.append(traced)
@@ -1027,8 +1031,8 @@ class TailReportTests(ProxyCase):
         self.children.answer(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
         [traced] = self.tails.done
         self.assertEqual(
-            (traced.version_id, traced.host, traced.method, traced.target, traced.headers),
-            ("id2", b"hello.func.local", b"GET", b"/p?q=1", ((b"Host", b"hello.func.local"), (b"X-Tag", b"a"))),
+            (traced.function, traced.version_id, traced.host, traced.method, traced.target, traced.headers),
+            ("hello", "id2", b"hello.func.local", b"GET", b"/p?q=1", ((b"Host", b"hello.func.local"), (b"X-Tag", b"a"))),
         )
         self.assertEqual(
             (traced.client, traced.secure, traced.started, traced.status, traced.outcome),
@@ -1072,7 +1076,16 @@ class TailReportTests(ProxyCase):
         """
         A request that reached no version is no function's event.
         """
+        self.tails.watched[b"nope.func.local"] = "nope"
         self.send(get(b"nope.func.local"))
+        self.assertEqual(self.tails.done, [])
+
+    def test_unwatched_not_reported(self):
+        """
+        A request to a function no tail watches is not reported, though others are tailed.
+        """
+        self.send(get(b"v2.hello.func.local"))
+        self.children.answer(OK)
         self.assertEqual(self.tails.done, [])
 
     def test_quiet(self):

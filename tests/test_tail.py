@@ -18,10 +18,9 @@ from funcplane.tail import (
     SETTLE_SECONDS,
     TAIL_SECONDS,
     TAILS_PER_FUNCTION,
-    TailFilter,
     Tails,
-    Traced,
 )
+from funcplane.trace import TailFilter, Traced
 
 Spec = namedtuple("Spec", "id function version")
 V1 = Spec("1" * 32, "hello", "v1")
@@ -43,8 +42,9 @@ class FakeSocket:
         self.closed = (code, reason)
 
 
-def traced(clock, spec=V1, host=b"hello.func.local", **changes):
+def traced(clock, spec=V1, host=b"hello.func.local", function="hello", **changes):
     values = dict(
+        function=function,
         version_id=spec.id,
         host=host,
         method=b"GET",
@@ -149,16 +149,19 @@ class TailsCase(SynchronousTestCase):
         self.tails.attached(self.tails.waiting(tail.id), socket)
         return tail, socket
 
-    def request(self, spec=V1, lines=(), after=(), **changes):
+    def request(self, spec=V1, lines=(), after=(), host=b"hello.func.local", **changes):
         """
-        One request to C{spec}: it starts, prints C{lines}, ends, then C{after} arrive.
+        One request to C{spec} at C{host}: it starts, prints C{lines}, ends, then C{after}
+        arrive.  As the proxy does, it is reported only if the tails are watching its host.
         """
-        request = traced(self.clock, spec, **changes)
+        function = self.tails.watching(host)
+        request = traced(self.clock, spec, host=host, function=function, **changes)
         for line in lines:
             self.clock.advance(0.001)
             self.logbook.add(spec, *line)
         self.clock.advance(0.002)
-        self.tails.request_done(request)
+        if function is not None:
+            self.tails.request_done(request)
         for line in after:
             self.logbook.add(spec, *line)
         self.clock.advance(0.001)
