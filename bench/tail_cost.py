@@ -26,7 +26,7 @@ from common import AUTH, api, funcplane, request
 from throughput import LOAD_CPU, SERVER_CPU, ensure_wrk, parse_wrk, wait_for
 
 # throughput put funcplane on the path: the server's frame parser reads its frames here.
-from funcplane.websocket import TEXT, FrameParser  # noqa: E402
+from funcplane.admin.websocket import TEXT, FrameParser  # noqa: E402
 
 CODE = 'export default { fetch(r) { console.log("served " + new URL(r.url).pathname); return new Response("ok") } }'
 HOST = "tailed.func.local"

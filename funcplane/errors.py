@@ -1,6 +1,6 @@
 """
 Domain errors.  Each names one thing that went wrong; the admin API maps them to HTTP
-statuses and JSON bodies in one place (L{funcplane.api}).
+statuses and JSON bodies in one place (L{funcplane.admin.api}).
 """
 
 

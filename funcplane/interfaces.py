@@ -53,6 +53,85 @@ class IRuntimeLauncher(Interface):
         """
 
 
+class ISupervisor(Interface):
+    """
+    Owns the workerd children: starts a version when it is deployed or first requested,
+    counts its requests in flight, and stops it.  The edge uses L{lease},
+    L{running_socket}, L{ensure_running} and L{request_timed_out}; the platform the rest.
+    """
+
+    def lease(version_id):
+        """
+        Count one request as in flight on C{version_id} until the returned object's
+        C{release()}; a version with requests in flight is never suspended.
+        """
+
+    def running_socket(version_id):
+        """
+        The socket path of C{version_id} if it is running now, else L{None}: the proxy's
+        fast path, without a Deferred.
+        """
+
+    def ensure_running(version_id):
+        """
+        A Deferred firing with the socket path of C{version_id} once it serves: at once if
+        it runs, else after starting (or thawing) its process, single-flight however many
+        callers wait.  Fails with L{funcplane.errors.StartFailed} or
+        L{funcplane.errors.AtCapacity}.
+        """
+
+    def request_timed_out(version_id):
+        """
+        A request to C{version_id} ran past the request timeout: check whether its child is
+        wedged.
+        """
+
+    def start(spec):
+        """
+        Start L{funcplane.model.VersionSpec} C{spec} (a new version, before it is
+        published); a Deferred firing with its L{IChild} once it serves.
+        """
+
+    def stop(version_id):
+        """
+        Stop C{version_id}'s process; a Deferred firing once it has exited.
+        """
+
+    def forget(version_id):
+        """
+        Stop C{version_id} and drop what is known of it (it was deleted).
+        """
+
+    def runtime(version_id):
+        """
+        What is known of C{version_id} now: a L{funcplane.runtime.supervisor.Runtime}.
+        """
+
+    def has_room():
+        """
+        Whether one more child may start without suspending another.
+        """
+
+
+class ITailSink(Interface):
+    """
+    What the edge tells about finished requests while someone tails a function.
+    """
+
+    active = Attribute("Whether any tail is live: the edge asks nothing more while not.")
+
+    def watching(host):
+        """
+        The name of the function C{host} (a Host header's bytes) belongs to if a tail
+        watches it, else L{None}; asked once, when a request is routed.
+        """
+
+    def request_done(traced):
+        """
+        A watched request ended: C{traced} is a L{funcplane.observe.trace.Traced}.
+        """
+
+
 class IStore(Interface):
     """
     Persistent state: functions, versions, aliases and the latest pointer.  Every method
@@ -195,7 +274,7 @@ class IUpstreamPool(Interface):
 
     def acquire(socket_path):
         """
-        A Deferred that fires with an idle L{funcplane.upstream.UpstreamConnection} to the
+        A Deferred that fires with an idle L{funcplane.edge.upstream.UpstreamConnection} to the
         child listening on C{socket_path}, connecting a new one when none is idle.
         """
 

@@ -54,7 +54,7 @@ class Platform:
     @param store: an L{funcplane.interfaces.IStore}.
     @param supervisor: a L{funcplane.runtime.supervisor.Supervisor}.
     @param routes: an L{funcplane.interfaces.IRouteTable}.
-    @param tails: the L{funcplane.tail.Tails}, whose tails of a deleted function end.
+    @param tails: the L{funcplane.observe.tails.Tails}, whose tails of a deleted function end.
     """
 
     log = Logger()
@@ -103,7 +103,7 @@ class Platform:
             if not self._supervisor.has_room():
                 return
             try:
-                await self._supervisor.socket_for(version_id)
+                await self._supervisor.ensure_running(version_id)
             except AtCapacity:
                 return
             except Exception:
@@ -227,7 +227,7 @@ class Platform:
         switch drops nothing.  Return the deployment's id.
         """
         for version_id, _ in shares:
-            await self._supervisor.socket_for(version_id)
+            await self._supervisor.ensure_running(version_id)
         deployment_id = self._new_deployment_id()
         routes = await self._store.deploy(
             function, shares, self._clock.seconds(), deployment_id, metadata
@@ -295,7 +295,7 @@ class Platform:
         version's stored names.
         """
         info, target = await self._existing_version(function, version)
-        await self._supervisor.socket_for(target.id)
+        await self._supervisor.ensure_running(target.id)
         routes = await self._store.set_latest(
             function,
             version,
@@ -317,7 +317,7 @@ class Platform:
         """
         info, target = await self._existing_version(function, version)
         # Started first, so that moving the alias drops nothing.
-        await self._supervisor.socket_for(target.id)
+        await self._supervisor.ensure_running(target.id)
         self._routes.replace(await self._store.set_alias(function, alias, version))
         return info.name, target.name
 

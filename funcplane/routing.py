@@ -25,6 +25,7 @@ import re
 
 from zope.interface import implementer
 
+from funcplane.ids import plain_id
 from funcplane.interfaces import IRouteTable
 
 
@@ -77,15 +78,6 @@ VERSION_OVERRIDES = b"cloudflare-workers-version-overrides"
 MIN_ID_PREFIX = 8
 _HEX = re.compile(r"[0-9a-f]+\Z")
 _OVERRIDE = re.compile(r'\s*([a-z0-9-]+)\s*=\s*"([0-9a-fA-F-]+)"\s*\Z')
-
-
-def plain_id(text):
-    """
-    A version id as funcplane keeps it (32 lower-case hex digits) from either that form or
-    a UUID with dashes; L{None} when C{text} is neither.
-    """
-    digits = text.replace("-", "").lower()
-    return digits if len(digits) == 32 and _HEX.match(digits) else None
 
 
 def _overridden(function, value):

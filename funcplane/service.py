@@ -12,17 +12,17 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
-from funcplane.api import AdminAPI
-from funcplane.cfapi import CloudflareAPI
-from funcplane.auth import TokenChecker, TokenSource
-from funcplane.parse import Limits
+from funcplane.admin.api import AdminAPI
+from funcplane.admin.cloudflare.api import CloudflareAPI
+from funcplane.admin.auth import TokenChecker, TokenSource
+from funcplane.admin.parse import Limits
 from funcplane.platform import Platform
-from funcplane.proxy import ProxyFactory, ProxyLimits
+from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.routing import RouteTable
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.limits import ChildLimits, detect
-from funcplane.logbook import LogBook
+from funcplane.observe.logbook import LogBook
 from funcplane.runtime.process import (
     WorkerdLauncher,
     child_user,
@@ -32,10 +32,10 @@ from funcplane.runtime.process import (
     make_children_directory,
 )
 from funcplane.runtime.supervisor import Lifecycle, Supervisor
-from funcplane.site import admin_site
-from funcplane.store import SQLiteStore
-from funcplane.tail import Tails
-from funcplane.upstream import UpstreamPool
+from funcplane.admin.site import admin_site
+from funcplane.store.sqlite import SQLiteStore
+from funcplane.observe.tails import Tails
+from funcplane.edge.upstream import UpstreamPool
 
 DATABASE = "funcplane.sqlite3"
 RUN_DIR = "run"

@@ -9,7 +9,7 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
-from funcplane.proxy import ProxyLimits
+from funcplane.edge.listener import ProxyLimits
 from funcplane.runtime.limits import ChildLimits, MiB
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
 from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings

@@ -13,10 +13,10 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 from zope.interface.verify import verifyClass
 
-from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.interfaces import IChild, IRuntimeLauncher, ISupervisor, ITailSink
 from funcplane.model import Deployment, VersionSpec, script_modules, text_bindings
 from funcplane.runtime.process import CONFIG_FD, _Observers
-from funcplane.store import SQLiteStore, connected
+from funcplane.store.sqlite import SQLiteStore, connected
 
 TOKEN = "test-token"
 AUTH = {b"Authorization": [b"Bearer " + TOKEN.encode()]}
@@ -242,3 +242,95 @@ class FakeProcessTransport:
     def exit(self, reason):
         self.pid = None
         self.protocol.processEnded(Failure(reason))
+
+
+@implementer(ISupervisor)
+class FakeSupervisor:
+    """
+    Hands out socket paths by version id, at once or when the test fires C{held}; records
+    what the platform asks of it.
+    """
+
+    def __init__(self):
+        self.asked = []
+        self.held = None
+        self.result = None
+        self.in_flight = {}
+        self.timed_out = []
+        self.stopped = []
+
+    def lease(self, version_id):
+        self.in_flight[version_id] = self.in_flight.get(version_id, 0) + 1
+        return Lease(self, version_id)
+
+    def request_timed_out(self, version_id):
+        self.timed_out.append(version_id)
+
+    def running_socket(self, version_id):
+        if self.result is None and self.held is None:
+            self.asked.append(version_id)
+            return f"/run/{version_id}.sock"
+        return None
+
+    def ensure_running(self, version_id):
+        self.asked.append(version_id)
+        if self.result is not None:
+            return self.result
+        if self.held is not None:
+            return self.held.addCallback(lambda _: f"/run/{version_id}.sock")
+        return succeed(f"/run/{version_id}.sock")
+
+    def start(self, spec):
+        self.asked.append(spec.id)
+        return succeed(None)
+
+    def stop(self, version_id):
+        self.stopped.append(version_id)
+        return succeed(None)
+
+    def forget(self, version_id):
+        return self.stop(version_id)
+
+    def runtime(self, version_id):
+        return None
+
+    def has_room(self):
+        return True
+
+
+class Lease:
+    """
+    One request counted in flight by a L{FakeSupervisor}.
+    """
+
+    def __init__(self, supervisor, version_id):
+        self.supervisor = supervisor
+        self.version_id = version_id
+        self.released = False
+
+    def release(self):
+        assert not self.released, "released twice"
+        self.released = True
+        self.supervisor.in_flight[self.version_id] -= 1
+
+
+@implementer(ITailSink)
+class RecordingTails:
+    """
+    Stands in for L{funcplane.observe.tails.Tails}: records what the proxy reports.
+    """
+
+    def __init__(self, active=True):
+        self.active = active
+        self.watched = {b"hello.func.local": "hello", b"v1.hello.func.local": "hello"}
+        self.done = []
+
+    def watching(self, host):
+        return self.watched.get(host)
+
+    def request_done(self, traced):
+        self.done.append(traced)
+
+
+verifyClass(ISupervisor, FakeSupervisor)
+verifyClass(ITailSink, RecordingTails)

@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 
 from funcplane import tap
 from funcplane.runtime.limits import MiB, ChildLimits
-from funcplane.proxy import ProxyLimits
+from funcplane.edge.listener import ProxyLimits
 from funcplane.service import FuncplaneService
 
 

@@ -24,7 +24,7 @@ from zope.interface import implementer
 
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
-from funcplane.logbook import parse_workerd_line
+from funcplane.runtime.output import parse_workerd_line
 from funcplane.runtime.config import SOCKET_NAME
 
 CONFIG_FD = 3
@@ -321,7 +321,7 @@ class WorkerdLauncher:
     @param binary: the absolute path of workerd.
     @param run_dir: a private (0700) directory for the children's sockets.
     @param builder: a L{funcplane.runtime.config.ConfigBuilder}.
-    @param logbook: a L{funcplane.logbook.LogBook} that keeps what the children print.
+    @param logbook: a L{funcplane.observe.logbook.LogBook} that keeps what the children print.
     @param setpriv: the path of C{setpriv}, or L{None} to spawn workerd directly.
     @param user: C{(uid, gid)} the children run as (through C{setpriv}), or L{None} for
         funcplane's own.

@@ -21,8 +21,10 @@ from twisted.internet.defer import Deferred, DeferredList, fail, succeed
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, StartFailed
+from funcplane.interfaces import ISupervisor
 from funcplane.runtime.watchdog import SpinWatch
 
 RUNNING = "running"
@@ -114,6 +116,7 @@ class _Lease:
             self._supervisor._released(version)
 
 
+@implementer(ISupervisor)
 class Supervisor(Service):
     """
     Starts, tracks, suspends and stops workerd children, one per version id at a time.
@@ -230,7 +233,7 @@ class Supervisor(Service):
             return version.child.socket_path
         return None
 
-    def socket_for(self, version_id):
+    def ensure_running(self, version_id):
         """
         A Deferred firing with the socket path of version C{version_id}, starting it first
         when it is not running.  Fails with L{StartFailed} while the version is backing off
@@ -437,7 +440,7 @@ class Supervisor(Service):
         """
         Start a warm version again by itself, without a request waiting for it.
         """
-        self.socket_for(version.id).addErrback(
+        self.ensure_running(version.id).addErrback(
             lambda f: self.log.info(
                 "restarting version {version_id} failed: {error}",
                 version_id=version.id,

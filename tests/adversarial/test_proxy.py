@@ -9,7 +9,7 @@ from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 
-from funcplane.proxy import ProxyLimits
+from funcplane.edge.listener import ProxyLimits
 from tests.integration.harness import Funcplane, processes_in, raw_connection
 
 # Counts the requests it sees and echoes the last one.

@@ -11,7 +11,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from tests.integration.harness import Funcplane, processes_in, raw_connection
-from tests.test_config import HOSTILE
+from tests.runtime.test_config import HOSTILE
 
 V1 = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
 V2 = 'export default { fetch(request, env) { return new Response("v2 " + env.APP_ENV) } }'

@@ -1,0 +1,391 @@
+"""
+The admin API (Klein).  Handlers parse and validate input into value types, call the
+platform, and render JSON; every domain error becomes a status and a JSON body in
+L{AdminAPI.domain_error}, the one place that mapping lives.
+"""
+
+import functools
+import json
+
+from klein import Klein
+from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from werkzeug.exceptions import HTTPException
+
+from funcplane import errors
+from funcplane.names import check_label
+from funcplane.timestamps import timestamp
+from funcplane.admin.parse import parse_deployment, parse_json_object, required_string
+
+# (HTTP status, error code) for each domain error; the most specific class is found first.
+ERRORS = [
+    (errors.InvalidName, 400, "invalid_name"),
+    (errors.InvalidEnvironment, 400, "invalid_env"),
+    (errors.InvalidBinding, 400, "invalid_binding"),
+    (errors.InvalidRequest, 400, "invalid_request"),
+    (errors.Unauthorized, 401, "unauthorized"),
+    (errors.NoSuchFunction, 404, "function_not_found"),
+    (errors.NoSuchVersion, 404, "version_not_found"),
+    (errors.NoSuchAlias, 404, "alias_not_found"),
+    (errors.NoSuchSecret, 404, "secret_not_found"),
+    (errors.Conflict, 409, "conflict"),
+    (errors.CodeTooLarge, 413, "code_too_large"),
+    (errors.RequestTooLarge, 413, "body_too_large"),
+    (errors.StartFailed, 422, "script_error"),
+    (errors.RuntimeUnavailable, 503, "runtime_unavailable"),
+    (errors.AtCapacity, 503, "at_capacity"),
+    (errors.FuncplaneError, 500, "internal_error"),
+]
+START_FAILURE_CODES = {
+    "ScriptError": "script_error",
+    "StartupTimeout": "startup_timeout",
+    "CrashLoop": "crash_loop",
+}
+
+
+def _json(request, value, status=200):
+    request.setResponseCode(status)
+    request.setHeader(b"content-type", b"application/json")
+    return json.dumps(value).encode("utf-8") + b"\n"
+
+
+def error_document(code, message):
+    """
+    The JSON body of every admin API error.
+    """
+    return {"status": "error", "error": {"code": code, "message": message}}
+
+
+def _error(request, status, code, message):
+    return _json(request, error_document(code, message), status)
+
+
+def admin(handler):
+    """
+    Require the admin token before C{handler} runs.
+    """
+
+    @functools.wraps(handler)
+    async def checked(self, request, **kwargs):
+        self._checker.check(request)
+        return await handler(self, request, **kwargs)
+
+    return checked
+
+
+class AdminAPI:
+    """
+    The admin API.
+
+    @param platform: the L{funcplane.platform.Platform}.
+    @param checker: a L{funcplane.admin.auth.TokenChecker}.
+    @param limits: the L{funcplane.admin.parse.Limits}.
+    @param domain: the functions' domain.
+    @param public_port: the port function URLs carry (omitted when 80).
+    @param logbook: the L{funcplane.observe.logbook.LogBook} the logs routes read.
+    @param clock: an C{IReactorTime}, for the keep-alive comments of followed logs.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(
+        self,
+        platform,
+        checker,
+        limits,
+        domain,
+        public_port=80,
+        logbook=None,
+        clock=None,
+        cloudflare=None,
+    ):
+        self._platform = platform
+        self._checker = checker
+        self._limits = limits
+        self._domain = domain
+        self._port_suffix = "" if public_port == 80 else f":{public_port}"
+        self._logbook = logbook
+        self._clock = clock
+        self._cloudflare = cloudflare
+
+    def resource(self):
+        return self.app.resource()
+
+    def _host(self, function, label=None):
+        return ".".join(p for p in (label, function, self._domain) if p).lower()
+
+    def _url(self, host):
+        return f"http://{host}{self._port_suffix}"
+
+    def _body(self, request):
+        # twisted.web has received the whole body by now; its size is what counts.
+        content = request.content
+        if content.seek(0, 2) > self._limits.max_body_bytes:
+            raise errors.RequestTooLarge(
+                f"request body is over {self._limits.max_body_bytes} bytes"
+            )
+        content.seek(0)
+        return parse_json_object(content.read())
+
+    @app.handle_errors(errors.FuncplaneError)
+    def domain_error(self, request, failure):
+        error = failure.value
+        status, code = errors.classify(error, ERRORS)
+        if isinstance(error, errors.StartFailed):
+            code = START_FAILURE_CODES.get(error.reason, code)
+        if isinstance(error, errors.Unauthorized):
+            request.setHeader(b"www-authenticate", b'Bearer realm="funcplane"')
+        return _error(request, status, code, str(error))
+
+    @app.handle_errors(HTTPException)
+    def http_error(self, request, failure):
+        error = failure.value
+        code = "not_found" if error.code == 404 else "method_not_allowed" if error.code == 405 else "http_error"
+        return _error(request, error.code, code, error.description or error.name)
+
+    @app.route("/health", methods=["GET"])
+    def health(self, request):
+        """
+        For load balancers: no token, nothing secret, 200 while funcplane serves.
+        """
+        request.setHeader(b"cache-control", b"no-store")
+        return _json(request, {"status": "ok"})
+
+    @app.route("/client/v4/", branch=True)
+    def cloudflare(self, request):
+        """
+        The Cloudflare v4 API subset that wrangler speaks (L{funcplane.admin.cloudflare.api}).
+        """
+        if self._cloudflare is None:
+            raise errors.FuncplaneError("the Cloudflare API is not enabled")
+        return self._cloudflare.resource()
+
+    @app.route("/api/deploy/<name>", methods=["POST"])
+    @admin
+    async def deploy(self, request, name):
+        deployment = parse_deployment(name, self._body(request), self._limits)
+        version = (await self._platform.deploy(deployment)).version
+        host = self._host(deployment.function, version)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": deployment.function,
+                "version": version,
+                "alias": deployment.alias or "",
+                "subdomain": host,
+                "accessUrl": self._url(host),
+            },
+        )
+
+    @app.route("/api/deploy/<path:name>", methods=["POST"])
+    @app.route("/api/rollback/<path:name>", methods=["POST"])
+    @admin
+    async def slashed_name(self, request, name):
+        """
+        A function name with a slash in it (C{../x}, C{a/b}) is a bad name, not a missing
+        route.
+        """
+        check_label("function", name)
+        raise errors.InvalidName(f"function name {name!r} is not a DNS label")
+
+    @app.route("/api/rollback/<name>", methods=["POST"])
+    @admin
+    async def rollback(self, request, name):
+        check_label("function", name)
+        body = self._body(request)
+        version = check_label("version", required_string(body, "version"))
+        alias = body.get("alias") or None
+        if alias is not None:
+            check_label("alias", alias)
+        function, target = await self._platform.rollback(name, version, alias)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "targetVersion": target,
+                "alias": alias or "",
+                "accessUrl": self._url(self._host(function, target)),
+            },
+        )
+
+    def _function_json(self, state):
+        info = state.info
+        return {
+            "name": info.name,
+            "createdAt": timestamp(info.created_at),
+            "latest": info.latest,
+            "url": self._url(self._host(info.name)),
+            "versions": [
+                {
+                    "name": v.info.name,
+                    "id": v.info.id,
+                    "createdAt": timestamp(v.info.created_at),
+                    "state": v.runtime.state,
+                    "pid": v.runtime.pid,
+                    "lastRequestAt": timestamp(v.runtime.last_request)
+                    if v.runtime.last_request is not None
+                    else None,
+                    "restarts": v.runtime.restarts,
+                    "url": self._url(self._host(info.name, v.info.name)),
+                }
+                for v in state.versions
+            ],
+            "aliases": [
+                {"name": alias, "version": version, "url": self._url(self._host(info.name, alias))}
+                for alias, version in info.aliases
+            ],
+        }
+
+    @app.route("/api/functions", methods=["GET"])
+    @admin
+    async def list_functions(self, request):
+        states = await self._platform.functions()
+        return _json(
+            request,
+            {"status": "success", "functions": [self._function_json(s) for s in states]},
+        )
+
+    @app.route("/api/functions/<name>", methods=["GET"])
+    @admin
+    async def show_function(self, request, name):
+        check_label("function", name)
+        state = await self._platform.function(name)
+        return _json(request, {"status": "success", "function": self._function_json(state)})
+
+    @app.route("/api/functions/<name>", methods=["DELETE"])
+    @admin
+    async def delete_function(self, request, name):
+        check_label("function", name)
+        await self._platform.delete_function(name)
+        return _json(request, {"status": "success", "funcName": name, "deleted": True})
+
+    @app.route("/api/functions/<name>/aliases/<alias>", methods=["PUT"])
+    @admin
+    async def set_alias(self, request, name, alias):
+        check_label("function", name)
+        check_label("alias", alias)
+        version = check_label("version", required_string(self._body(request), "version"))
+        function, target = await self._platform.set_alias(name, alias, version)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "alias": alias,
+                "version": target,
+                "accessUrl": self._url(self._host(function, alias)),
+            },
+        )
+
+    @app.route("/api/functions/<name>/aliases/<alias>", methods=["DELETE"])
+    @admin
+    async def delete_alias(self, request, name, alias):
+        check_label("function", name)
+        check_label("alias", alias)
+        await self._platform.delete_alias(name, alias)
+        return _json(request, {"status": "success", "funcName": name, "alias": alias, "deleted": True})
+
+    @app.route("/api/functions/<name>/versions/<version>/stop", methods=["POST"])
+    @admin
+    async def stop_version(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        await self._platform.stop_version(name, version)
+        return _json(
+            request, {"status": "success", "funcName": name, "version": version, "state": "stopped"}
+        )
+
+    @app.route("/api/functions/<name>/versions/<version>", methods=["DELETE"])
+    @admin
+    async def delete_version(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        force = request.args.get(b"force", [b"false"])[0].lower() in (b"1", b"true", b"yes")
+        await self._platform.delete_version(name, version, force)
+        return _json(
+            request, {"status": "success", "funcName": name, "version": version, "deleted": True}
+        )
+
+    @app.route("/api/functions/<name>/logs", methods=["GET"])
+    @admin
+    async def function_logs(self, request, name):
+        check_label("function", name)
+        return await self._logs(request, name, None)
+
+    @app.route("/api/functions/<name>/versions/<version>/logs", methods=["GET"])
+    @admin
+    async def version_logs(self, request, name, version):
+        check_label("function", name)
+        check_label("version", version)
+        return await self._logs(request, name, version)
+
+    async def _logs(self, request, name, version):
+        limit = _limit(request)
+        function, version_ids = await self._platform.log_sources(name, version)
+        lines = self._logbook.lines(version_ids, limit)
+        follow = request.args.get(b"follow", [b""])[0].lower() in (b"1", b"true", b"yes")
+        accept = request.getHeader(b"accept") or b""
+        if follow or b"text/event-stream" in accept:
+            return await self._follow(request, version_ids, lines)
+        return _json(
+            request,
+            {
+                "status": "success",
+                "funcName": function,
+                "lines": [_line_json(entry) for entry in lines],
+            },
+        )
+
+    async def _follow(self, request, version_ids, lines):
+        """
+        Server-sent events: the kept lines, then each new one as it is printed, until the
+        client goes away.  A comment every 15 s keeps idle connections open.
+        """
+        request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
+        request.setHeader(b"cache-control", b"no-cache")
+        for entry in lines:
+            request.write(_event(entry))
+        gone = Deferred()
+        request.notifyFinish().addBoth(lambda _: gone.called or gone.callback(None))
+        unfollow = self._logbook.follow(version_ids, lambda entry: request.write(_event(entry)))
+        keep_alive = LoopingCall(request.write, b": keep-alive\n\n")
+        keep_alive.clock = self._clock
+        keep_alive.start(FOLLOW_KEEP_ALIVE, now=False)
+        try:
+            await gone
+        finally:
+            unfollow()
+            keep_alive.stop()
+        return b""
+
+
+FOLLOW_KEEP_ALIVE = 15.0
+MAX_LINES = 1000
+
+
+def _limit(request):
+    raw = request.args.get(b"limit", [b""])[0]
+    if not raw:
+        return None
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LINES:
+        raise errors.InvalidRequest(f"limit must be a whole number from 1 to {MAX_LINES}")
+    return int(raw)
+
+
+def _line_json(entry):
+    return {
+        "seq": entry.seq,
+        "time": timestamp(entry.time),
+        "version": entry.version,
+        "level": entry.level,
+        "message": entry.message,
+    }
+
+
+def _event(entry):
+    data = json.dumps(_line_json(entry))
+    return f"id: {entry.seq}\nevent: log\ndata: {data}\n\n".encode("utf-8")

@@ -1,0 +1,3 @@
+"""
+The part of Cloudflare's v4 API that wrangler speaks, under C{/client/v4}.
+"""

@@ -1,0 +1,485 @@
+"""
+The reverse proxy keyed on virtual host: funcplane's listener.
+
+Every connection starts in L{ProxyChannel}, which parses HTTP/1.1 with httptools (llhttp,
+the parser of Node.js, in its strict mode: conflicting or duplicate lengths, signed lengths,
+bad chunk sizes, obs-fold and stray CR, LF or NUL are errors, never guesses).
+
+- A connection whose first request is for a function host stays here. Each request becomes
+  an L{funcplane.edge.exchange.Exchange}, which relays it to the version its Host resolves to
+  over a pooled keep-alive connection to the child's unix socket (L{funcplane.edge.upstream});
+  bodies stream both ways with backpressure. Pipelined requests are answered in order, one
+  at a time.
+- A connection whose first request is for any other host is handed, with every byte read so
+  far, to the admin API's twisted.web C{Site}.
+
+The channel enforces what one connection may make funcplane hold (L{ProxyLimits}): sizes,
+deadlines, read-ahead and connections per client address.
+"""
+
+import ipaddress
+from collections import deque
+
+import attrs
+from httptools import (
+    HttpParserCallbackError,
+    HttpParserError,
+    HttpParserUpgrade,
+    HttpRequestParser,
+)
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
+from twisted.internet.protocol import Factory, Protocol
+from zope.interface import implementer
+
+from funcplane.deadline import Deadline
+from funcplane.edge.exchange import Exchange, plain_response
+
+@attrs.frozen
+class ProxyLimits:
+    """
+    What one client connection may make funcplane hold, and for how long.
+
+    @ivar head_bytes: the request line and headers of one request (past it: 431).
+    @ivar target_bytes: the request target (past it: 414).
+    @ivar body_bytes: one request body, whether its length is declared or it is chunked
+        (past it: 413, before the body is read).
+    @ivar response_head_bytes: a function's status line and headers (past it: 502).
+    @ivar head_seconds: from a request's first byte (or the connection's opening) to the
+        end of its headers (past it: 408 and the connection closes).
+    @ivar idle_seconds: a kept-alive connection waiting for its next request is closed.
+    @ivar connections_per_ip: open connections from one client address; one more is
+        answered 503 and closed (0: no limit).
+    @ivar pipeline: requests read ahead of the one being answered.
+    @ivar buffered: request body bytes held while they cannot be sent on (the child is
+        starting, or the request waits behind another); beyond it, reading pauses.
+    """
+
+    head_bytes: int = 32 * 1024
+    target_bytes: int = 8 * 1024
+    body_bytes: int = 100 * 1024 * 1024
+    response_head_bytes: int = 64 * 1024
+    head_seconds: float = 10.0
+    idle_seconds: float = 60.0
+    connections_per_ip: int = 256
+    pipeline: int = 16
+    buffered: int = 64 * 1024
+
+
+class _HandOff(Exception):
+    """
+    Raised inside the parser: this connection belongs to the admin API.
+    """
+
+
+class _Refuse(Exception):
+    """
+    Raised inside the parser: answer the request being read with C{status} and close.
+    """
+
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+
+
+class _Gate:
+    """
+    Pauses reading from a transport while any reason to holds.
+    """
+
+    def __init__(self, transport):
+        self._transport = transport
+        self._reasons = set()
+
+    def pause(self, reason):
+        if not self._reasons:
+            self._transport.pauseProducing()
+        self._reasons.add(reason)
+
+    def resume(self, reason):
+        if reason in self._reasons:
+            self._reasons.discard(reason)
+            if not self._reasons:
+                self._transport.resumeProducing()
+
+    def set(self, reason, held):
+        if held:
+            self.pause(reason)
+        else:
+            self.resume(reason)
+
+
+class ProxyFactory(Factory):
+    """
+    Builds a L{ProxyChannel} for every connection to funcplane's listener.
+
+    @param routes: an L{funcplane.interfaces.IRouteTable}.
+    @param supervisor: provides C{lease(version_id)}, C{ensure_running(version_id)} and
+        C{request_timed_out(version_id)} (see L{funcplane.runtime.supervisor.Supervisor}).
+    @param pool: an L{funcplane.interfaces.IUpstreamPool}.
+    @param admin: the factory (a twisted.web C{Site}) for connections to the admin API.
+    @param clock: an C{IReactorTime}, for request timeouts.
+    @param request_timeout: seconds a function may take to begin its response, and
+        then to send each next piece of it: past that the client gets 504 (or, once the
+        response began, its connection is closed), and the supervisor checks whether the
+        child is wedged.
+    @param trusted_proxies: networks (CIDR text) of load balancers in front of funcplane,
+        whose C{X-Forwarded-*} headers are kept; everyone else's are replaced.
+    @param tails: the L{funcplane.observe.tails.Tails} told of finished requests while any is live.
+    """
+
+    def __init__(
+        self,
+        routes,
+        supervisor,
+        pool,
+        admin,
+        clock,
+        limits=ProxyLimits(),
+        request_timeout=60.0,
+        trusted_proxies=(),
+        tails=None,
+    ):
+        self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
+        self._open = {}
+        self.routes = routes
+        self.supervisor = supervisor
+        self.pool = pool
+        self.admin = admin
+        self.limits = limits
+        self.clock = clock
+        self.request_timeout = request_timeout
+        self.tails = tails
+
+    def buildProtocol(self, addr):
+        return ProxyChannel(self)
+
+    def opened(self, peer):
+        """
+        Count a connection from C{peer}; whether it is within the per-address limit.
+        """
+        count = self._open.get(peer, 0) + 1
+        self._open[peer] = count
+        limit = self.limits.connections_per_ip
+        return not limit or count <= limit
+
+    def closed(self, peer):
+        count = self._open.get(peer, 0) - 1
+        if count > 0:
+            self._open[peer] = count
+        else:
+            self._open.pop(peer, None)
+
+    def trusts(self, peer):
+        """
+        Whether the client at C{peer} (an address as text) is a proxy whose
+        C{X-Forwarded-*} headers funcplane keeps.
+        """
+        if not self._trusted:
+            return False
+        try:
+            address = ipaddress.ip_address(peer)
+        except ValueError:
+            return False
+        return any(address in network for network in self._trusted)
+
+
+@implementer(IPushProducer)
+class ProxyChannel(Protocol):
+    """
+    One client connection. Reads requests, answers them in order through L{funcplane.edge.exchange.Exchange}s,
+    and is the producer of the client transport, so a client that reads slowly pauses the
+    child that is answering it.
+    """
+
+    def __init__(self, factory):
+        self.factory = factory
+        self._limits = factory.limits
+        self._parser = HttpRequestParser(self)
+        self._held = []
+        self._proxying = False
+        self._admin = None
+        self._queue = deque()
+        self._parsing = None
+        self._head_bytes = 0
+        self._buffered = 0
+        self._reading = True
+        self.gate = None
+        self.writes_paused = False
+        self.secure = False
+        self._deadline = Deadline(factory.clock)
+        #: The deadline of the exchange being answered (one at a time per connection).
+        self.request_deadline = Deadline(factory.clock)
+        self.peer = None
+        self._upgrading = None
+        self._tunnel = None
+
+    def connectionMade(self):
+        self.gate = _Gate(self.transport)
+        self.secure = ISSLTransport.providedBy(self.transport)
+        self.peer = getattr(self.transport.getPeer(), "host", "unix")
+        if not self.factory.opened(self.peer):
+            self._reading = False
+            self._parser = None
+            self.transport.write(
+                plain_response(503, "too many connections from your address; close some", True)
+            )
+            self.transport.loseConnection()
+            return
+        self._wait(self._limits.head_seconds, self._head_too_slow)
+
+    # Deadlines: for a request's headers, and for the next request on an idle connection.
+
+    def _wait(self, seconds, then=None):
+        """
+        Call C{then} in C{seconds} unless called again first (L{None}: stop waiting).
+        """
+        if seconds is None:
+            self._deadline.clear()
+        else:
+            self._deadline.set(seconds, then)
+
+    def _stop_timers(self):
+        self._deadline.stop()
+        self.request_deadline.stop()
+
+    def _head_too_slow(self):
+        if self._parsing is None and not self._held and not self._queue:
+            # Nothing of a request arrived: just close.
+            self._reading = False
+            self.transport.loseConnection()
+            return
+        self._reject(408, "the request headers took too long")
+
+    def _idle_too_long(self):
+        if not self._queue and self._parsing is None:
+            self._reading = False
+            self.transport.loseConnection()
+
+    # Receiving.
+
+    def dataReceived(self, data):
+        if self._admin is not None:
+            self._admin.dataReceived(data)
+            return
+        if not self._reading:
+            return
+        if self._tunnel is not None:
+            self._tunnel.tunnel_from_client(data)
+            return
+        if self._held is not None:
+            self._held.append(data)
+        # The head's size is counted twice: exactly, as httptools reports each header
+        # (L{_count_head}), and here in raw bytes, because httptools holds a header value
+        # until it is complete, and a value that never ends would otherwise grow unseen.
+        if self._in_head():
+            self._head_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except HttpParserCallbackError as e:
+            if isinstance(e.__context__, _HandOff):
+                self._hand_off()
+                return
+            if isinstance(e.__context__, _Refuse):
+                self._reject(e.__context__.status, str(e.__context__))
+                return
+            raise
+        except HttpParserUpgrade as e:
+            exchange, self._upgrading = self._upgrading, None
+            if exchange is None:
+                # An upgrade to anything but WebSocket: the request is answered as an
+                # ordinary one and nothing after it is read.
+                self._stop_reading()
+                return
+            # Whatever follows a WebSocket request belongs to the WebSocket.
+            self._parser = None
+            self._tunnel = exchange
+            rest = data[e.args[0] :]
+            if rest:
+                exchange.tunnel_from_client(rest)
+            return
+        except HttpParserError as e:
+            self._reject(400, f"malformed request: {e}")
+            return
+        if self._reading and self._in_head() and self._head_bytes > self._limits.head_bytes:
+            self._reject(431, "the request line and headers are too large")
+
+    def _in_head(self):
+        return self._parsing is None or self._parsing.method is None
+
+    def on_message_begin(self):
+        self._parsing = Exchange(self) if self._reading else None
+        self._wait(self._limits.head_seconds, self._head_too_slow)
+
+    def on_url(self, url):
+        if self._parsing is not None:
+            self._parsing.url += url
+            if len(self._parsing.url) > self._limits.target_bytes:
+                raise _Refuse(414, "the request target is too long")
+            self._count_head(len(url))
+
+    def on_header(self, name, value):
+        if self._parsing is not None and self._parsing.method is None:
+            self._parsing.headers.append((name, value))
+            self._count_head(len(name) + len(value) + 4)
+
+    def _count_head(self, size):
+        self._parsing.head_size += size
+        if self._parsing.head_size > self._limits.head_bytes:
+            raise _Refuse(431, "the request line and headers are too large")
+
+    def on_headers_complete(self):
+        exchange = self._parsing
+        if exchange is None:
+            return
+        self._head_bytes = 0
+        self._wait(None)
+        parser = self._parser
+        exchange.request_head(
+            parser.get_method(), parser.get_http_version() == "1.1", parser.should_keep_alive()
+        )
+        if not self._proxying:
+            if exchange.for_admin(self.factory.routes):
+                raise _HandOff()
+            self._begin_proxying()
+        self._enqueue(exchange)
+
+    def on_body(self, body):
+        exchange = self._parsing
+        if exchange is not None:
+            exchange.received += len(body)
+            if exchange.received > self._limits.body_bytes:
+                raise _Refuse(413, f"the request body is over {self._limits.body_bytes} bytes")
+            exchange.request_body(body)
+
+    def on_message_complete(self):
+        exchange, self._parsing = self._parsing, None
+        if exchange is None:
+            return
+        exchange.request_complete()
+        if exchange.upgrade:
+            self._upgrading = exchange
+        elif not exchange.keep_alive:
+            self._stop_reading()
+
+    def _enqueue(self, exchange):
+        exchange.queued = True
+        self._queue.append(exchange)
+        self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
+        if len(self._queue) == 1:
+            exchange.start()
+
+    def _reject(self, status, message):
+        """
+        The request being read is broken: answer it with C{status} in its turn, read
+        nothing more, and close.
+        """
+        self._begin_proxying()
+        exchange, self._parsing = self._parsing, None
+        self._reading = False
+        self._parser = None
+        if exchange is not None and exchange.queued:
+            exchange.request_broken(status, message)
+            return
+        exchange = Exchange(self)
+        exchange.answer_with(status, message)
+        exchange.request_done = True
+        exchange.close_after = True
+        self._enqueue(exchange)
+
+    def _stop_reading(self):
+        self._reading = False
+        self._parser = None
+        if not self._queue and self._proxying:
+            self.transport.loseConnection()
+
+    def _begin_proxying(self):
+        if not self._proxying:
+            self._proxying = True
+            self._held = None
+            self.transport.registerProducer(self, True)
+
+    def _hand_off(self):
+        self._stop_timers()
+        self._parser = None
+        self._parsing = None
+        data, self._held = b"".join(self._held), None
+        self._admin = self.factory.admin.buildProtocol(self.transport.getPeer())
+        self._admin.makeConnection(self.transport)
+        self._admin.dataReceived(data)
+
+    def buffered(self, change):
+        """
+        Count request body bytes held in memory (or released, when negative).
+        """
+        self._buffered += change
+        self.gate.set("buffered", self._buffered > self._limits.buffered)
+
+    # Answering.
+
+    def write(self, data):
+        self.transport.write(data)
+
+    def exchange_done(self, exchange):
+        """
+        C{exchange}, the first in the queue, has been answered completely.
+        """
+        if not self._queue or self._queue[0] is not exchange:
+            return
+        self._queue.popleft()
+        if exchange.close_after or (not self._reading and not self._queue):
+            self._close()
+            return
+        self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
+        if self._queue:
+            self._queue[0].start()
+        elif self._parsing is None:
+            self._wait(self._limits.idle_seconds, self._idle_too_long)
+
+    def abort(self):
+        """
+        A response broke off after it began: close at once so the client cannot take it
+        for a complete one.
+        """
+        self._close()
+        self.transport.abortConnection()
+
+    def _close(self):
+        self._end_exchanges()
+        self.transport.loseConnection()
+
+    def _end_exchanges(self):
+        """
+        Read nothing more and drop every exchange not yet answered.
+        """
+        self._stop_timers()
+        self._reading = False
+        self._parser = None
+        queue, self._queue = self._queue, deque()
+        for exchange in queue:
+            exchange.client_gone()
+
+    def connectionLost(self, reason):
+        self.factory.closed(self.peer)
+        if self._admin is not None:
+            self._stop_timers()
+            self._admin.connectionLost(reason)
+            return
+        self._end_exchanges()
+        if self._parsing is not None and not self._parsing.queued:
+            self._parsing.client_gone()
+        self._parsing = None
+
+    # IPushProducer, for the client transport.
+
+    def pauseProducing(self):
+        self.writes_paused = True
+        if self._queue:
+            self._queue[0].pause_response()
+
+    def resumeProducing(self):
+        self.writes_paused = False
+        if self._queue:
+            self._queue[0].resume_response()
+
+    def stopProducing(self):
+        pass

@@ -1,0 +1,194 @@
+"""
+The connections to the children and their pool.
+"""
+
+from twisted.internet.defer import succeed
+from twisted.internet.error import ConnectionDone, ConnectionLost
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
+
+from funcplane.interfaces import IUpstreamPool
+from zope.interface import implementer
+
+from funcplane.edge.upstream import (
+    CHUNKED,
+    LENGTH,
+    NO_BODY,
+    UNTIL_CLOSE,
+    IUpstreamHandler,
+    UpstreamPool,
+)
+
+
+@implementer(IUpstreamHandler)
+class Handler:
+    """
+    Records what a connection reports, and hands the connection back as told.
+    """
+
+    def __init__(self, reusable=True):
+        self.events = []
+        self.reusable = reusable
+
+    def response_head(self, status, reason, headers, framing):
+        self.events.append(("head", status, reason, headers, framing))
+
+    def response_body(self, data):
+        self.events.append(("body", data))
+
+    def response_done(self, connection):
+        self.events.append(("done",))
+        connection.finished(self.reusable)
+
+    def upstream_failed(self, reason, stale):
+        self.events.append(("failed", reason.type, stale))
+
+
+class PoolTests(SynchronousTestCase):
+    def setUp(self):
+        self.clock = Clock()
+        self.made = []
+        self.pool = UpstreamPool(self.clock, connect=self.connect, idle_seconds=10, per_socket=2)
+
+    def connect(self, socket_path, protocol):
+        protocol.makeConnection(StringTransport())
+        self.made.append(protocol)
+        return succeed(protocol)
+
+    def acquire(self, path="/run/a.sock"):
+        return self.successResultOf(self.pool.acquire(path))
+
+    def exchange(self, connection, response, head_request=False, reusable=True):
+        handler = Handler(reusable)
+        connection.send(handler, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", head_request)
+        connection.dataReceived(response)
+        return handler.events
+
+    def test_interface(self):
+        self.assertTrue(verifyObject(IUpstreamPool, self.pool))
+
+    def test_framings(self):
+        cases = [
+            (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", LENGTH),
+            (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", CHUNKED),
+            (b"HTTP/1.1 204 No Content\r\n\r\n", NO_BODY),
+        ]
+        for response, framing in cases:
+            connection = self.acquire()
+            events = self.exchange(connection, response)
+            self.assertEqual(events[0][4], framing)
+            self.assertEqual(events[-1], ("done",))
+        self.assertEqual(len(self.made), 1)
+
+    def test_body_pieces(self):
+        events = self.exchange(
+            self.acquire(),
+            b"HTTP/1.1 200 Fine\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
+        )
+        self.assertEqual(
+            events,
+            [
+                ("head", 200, b"Fine", [(b"X-A", b"1"), (b"Transfer-Encoding", b"chunked")], CHUNKED),
+                ("body", b"ab"),
+                ("body", b"c"),
+                ("done",),
+            ],
+        )
+
+    def test_head_response_complete_at_headers(self):
+        connection = self.acquire()
+        events = self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head_request=True)
+        self.assertEqual([e[0] for e in events], ["head", "done"])
+        self.assertEqual(self.pool.idle_count(), 1)
+
+    def test_until_close(self):
+        connection = self.acquire()
+        events = self.exchange(connection, b"HTTP/1.1 200 OK\r\n\r\nsome")
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(events[0][4], UNTIL_CLOSE)
+        self.assertEqual(events[1:], [("body", b"some"), ("done",)])
+        self.assertEqual(self.pool.idle_count(), 0)
+
+    def test_failure_stale_only_when_reused_and_unanswered(self):
+        """
+        A broken connection is stale (worth a retry) only when it came from the pool and
+        nothing of the response had arrived.
+        """
+        first = self.acquire()
+        events = self.exchange(first, b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        first.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(events[-1], ("failed", ConnectionLost, False))
+        second = self.acquire()
+        self.exchange(second, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        reused = self.acquire()
+        self.assertIs(reused, second)
+        events = self.exchange(reused, b"")
+        reused.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(events, [("failed", ConnectionLost, True)])
+
+    def test_take_idle(self):
+        """
+        An idle connection is taken at once (and its idle timer stopped); with none idle,
+        nothing is connected and L{None} comes back.
+        """
+        self.assertIsNone(self.pool.take_idle("/run/a.sock"))
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        self.assertIs(self.pool.take_idle("/run/a.sock"), connection)
+        self.assertIsNone(self.pool.take_idle("/run/a.sock"))
+        self.clock.advance(60)
+        self.assertFalse(connection.transport.disconnecting)
+
+    def test_not_reusable(self):
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", reusable=False)
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertEqual(self.pool.idle_count(), 0)
+
+    def test_garbage_closes(self):
+        """
+        A malformed response, or bytes nobody asked for, end the connection.
+        """
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        connection.dataReceived(b"HTTP/1.1 200 OK\r\n")
+        self.assertTrue(connection.transport.disconnecting)
+        other = self.acquire("/run/b.sock")
+        self.exchange(other, b"HTTP/1.1 abc\r\n\r\n")
+        self.assertTrue(other.transport.disconnected)
+
+    def test_idle_limits(self):
+        """
+        At most C{per_socket} idle connections are kept per socket, each for ten seconds.
+        """
+        connections = [self.acquire() for _ in range(3)]
+        for connection in connections:
+            self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(self.pool.idle_count("/run/a.sock"), 2)
+        self.assertTrue(connections[2].transport.disconnecting)
+        self.clock.advance(10)
+        self.assertTrue(all(c.transport.disconnecting for c in connections))
+        self.assertEqual(self.pool.idle_count(), 0)
+        for connection in connections:
+            connection.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(self.pool.close())
+
+    def test_lost_while_idle_forgotten(self):
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.assertEqual(self.pool.idle_count(), 0)
+        self.assertEqual(self.clock.getDelayedCalls(), [])
+        self.assertIsNot(self.acquire(), connection)
+
+    def test_close_waits_for_idle_connections(self):
+        connection = self.acquire()
+        self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        closed = self.pool.close()
+        self.assertTrue(connection.transport.disconnecting)
+        self.assertNoResult(closed)
+        connection.connectionLost(Failure(ConnectionDone()))
+        self.successResultOf(closed)

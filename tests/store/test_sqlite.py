@@ -1,0 +1,265 @@
+import attrs
+import os
+import stat
+import tempfile
+
+from pysqlite3 import dbapi2
+from twisted.internet import reactor
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+from zope.interface.verify import verifyObject
+
+from funcplane.errors import Conflict, NoSuchAlias, NoSuchFunction, NoSuchVersion
+from funcplane.interfaces import IStore
+from funcplane.model import PLAIN_TEXT, SCRIPT, SECRET_TEXT, Binding, FunctionRoutes, Module
+from funcplane.store.sqlite import SQLiteStore, migrations
+from tests.fakes import InlinePool, deployment, memory_store, spec_for
+
+
+class StoreTests(SynchronousTestCase):
+    def setUp(self):
+        self.store = memory_store(self)
+
+    def publish(self, version, alias=None, function="hello", at=1.0, **kwargs):
+        d = deployment(function, version, alias, **kwargs)
+        return self.store.publish(d, spec_for(d, "id-" + version), at, f"d-{version}")
+
+    def test_interface(self):
+        """
+        The store provides IStore.
+        """
+        verifyObject(IStore, self.store)
+
+    def test_publish(self):
+        """
+        Publishing creates the function, makes the version latest, points the alias at it,
+        and returns the function's routes by lower-case name.
+        """
+        routes = self.successResultOf(self.publish("V1", alias="Test", function="Hello"))
+        self.assertEqual(routes, FunctionRoutes("hello", "id-V1", {"v1": "id-V1"}, {"test": "id-V1"}))
+        routes = self.successResultOf(self.publish("v2", function="Hello", at=2.0))
+        self.assertEqual(routes.latest, "id-v2")
+        info = self.successResultOf(self.store.function("hello"))
+        self.assertEqual((info.name, info.latest, info.aliases), ("Hello", "v2", (("Test", "V1"),)))
+        self.assertEqual([(v.name, v.created_at) for v in info.versions], [("V1", 1.0), ("v2", 2.0)])
+
+    def test_version_spec(self):
+        """
+        A version's spec has its code, format and env as deployed.
+        """
+        self.publish("v1", env=(("B", "2"), ("A", 'x"\n')), fmt="module", code="export default {}")
+        spec = self.successResultOf(self.store.version_spec("id-v1"))
+        self.assertEqual(
+            (spec.function, spec.version, spec.modules, spec.format, spec.bindings),
+            (
+                "hello",
+                "v1",
+                (Module("worker.js", "esModule", b"export default {}"),),
+                "module",
+                (Binding("A", PLAIN_TEXT, 'x"\n'), Binding("B", PLAIN_TEXT, "2")),
+            ),
+        )
+        self.failureResultOf(self.store.version_spec("nope"), NoSuchVersion)
+
+    def set_latest(self, version, function="hello"):
+        return self.store.set_latest(function, version, 9.0, "d-latest", {"source": "api"})
+
+    def delete_version(self, version, force):
+        return self.store.delete_version("hello", version, force, 9.0, "d-after")
+
+    def assertConflict(self, d, text):
+        failure = self.failureResultOf(d, Conflict)
+        self.assertIn(text, str(failure.value))
+
+    def test_conflicts(self):
+        """
+        A taken version name, a version named like an alias, an alias named like a version,
+        and a function name differing only in case are conflicts, and change nothing.
+        """
+        self.publish("v1", alias="test")
+        self.assertConflict(self.publish("V1"), "already has a version V1")
+        self.assertConflict(self.publish("test"), "same host as alias test")
+        self.assertConflict(self.publish("v2", alias="v1"), "same host as version v1")
+        self.assertConflict(self.publish("v3", alias="v3"), "same name as the version")
+        self.assertConflict(self.publish("v4", function="HELLO"), "deploy to hello instead")
+        self.assertConflict(self.store.check_publish(deployment("hello", "v1"), "v1"), "already has")
+        info = self.successResultOf(self.store.function("hello"))
+        self.assertEqual([v.name for v in info.versions], ["v1"])
+        self.assertEqual(info.aliases, (("test", "v1"),))
+
+    def test_set_latest_and_alias(self):
+        """
+        Latest and aliases move to existing versions only.
+        """
+        self.publish("v1")
+        self.publish("v2")
+        self.assertEqual(self.successResultOf(self.set_latest("V1")).latest, "id-v1")
+        self.failureResultOf(self.set_latest("v9"), NoSuchVersion)
+        self.failureResultOf(self.set_latest("v1", "nope"), NoSuchFunction)
+        routes = self.successResultOf(self.store.set_alias("hello", "prod", "v2"))
+        self.assertEqual(routes.aliases, {"prod": "id-v2"})
+        routes = self.successResultOf(self.store.set_alias("hello", "prod", "v1"))
+        self.assertEqual(routes.aliases, {"prod": "id-v1"})
+        self.assertConflict(self.store.set_alias("hello", "v2", "v1"), "same host as version v2")
+        self.assertEqual(self.successResultOf(self.store.delete_alias("hello", "PROD")).aliases, {})
+        self.failureResultOf(self.store.delete_alias("hello", "prod"), NoSuchAlias)
+
+    def test_delete_version_in_use(self):
+        """
+        A version that is latest or aliased is kept unless forced; forced, its alias goes
+        and latest falls back to the newest remaining version.
+        """
+        self.publish("v1", at=1)
+        self.publish("v2", alias="test", at=2)
+        self.assertConflict(self.delete_version("v2", False), "it is the latest version, alias test points to it")
+        version_id, routes = self.successResultOf(self.delete_version("v2", True))
+        self.assertEqual(version_id, "id-v2")
+        self.assertEqual(routes, FunctionRoutes("hello", "id-v1", {"v1": "id-v1"}, {}))
+
+    def test_delete_unused_version(self):
+        """
+        A version nothing points to is deleted without force.
+        """
+        self.publish("v1")
+        self.publish("v2")
+        _, routes = self.successResultOf(self.delete_version("v1", False))
+        self.assertEqual(routes.versions, {"v2": "id-v2"})
+
+    def test_delete_function(self):
+        """
+        Deleting a function returns its version ids and removes everything of it.
+        """
+        self.publish("v1", alias="a")
+        self.publish("v2")
+        self.publish("x1", function="other")
+        self.assertEqual(sorted(self.successResultOf(self.store.delete_function("Hello"))), ["id-v1", "id-v2"])
+        self.failureResultOf(self.store.function("hello"), NoSuchFunction)
+        self.assertEqual([r.function for r in self.successResultOf(self.store.routes())], ["other"])
+        self.assertEqual([f.name for f in self.successResultOf(self.store.functions())], ["other"])
+
+    def test_split_deployment(self):
+        """
+        A deployment over several versions becomes the function's split, newest first in
+        its history, with the largest share as latest; deleting one member (forced) leaves
+        the others serving, and deleting the last makes the newest remaining version take
+        the whole deployment.
+        """
+        self.publish("v1", at=1)
+        self.publish("v2", at=2)
+        self.publish("v3", at=3, deploy=False)
+        routes = self.successResultOf(
+            self.store.deploy("hello", [("id-v1", 10), ("id-v3", 90)], 4.0, "d-split", {"message": "m"})
+        )
+        self.assertEqual((routes.latest, routes.split), ("id-v3", (("id-v3", 90), ("id-v1", 10))))
+        history = self.successResultOf(self.store.deployments("hello"))
+        self.assertEqual(
+            [(d.id, d.versions, d.metadata) for d in history],
+            [
+                ("d-split", (("id-v3", 90), ("id-v1", 10)), {"message": "m"}),
+                ("d-v2", (("id-v2", 100),), {}),
+                ("d-v1", (("id-v1", 100),), {}),
+            ],
+        )
+        self.failureResultOf(self.store.deploy("hello", [("id-v9", 100)], 5.0, "d-x", {}), NoSuchVersion)
+        self.assertConflict(self.delete_version("v1", False), "serves part of the function's traffic")
+        _, routes = self.successResultOf(self.delete_version("v3", True))
+        self.assertEqual((routes.latest, routes.split), ("id-v1", ()))
+        _, routes = self.successResultOf(self.delete_version("v1", True))
+        self.assertEqual((routes.latest, routes.split), ("id-v2", ()))
+        self.assertEqual(self.successResultOf(self.store.deployments("hello"))[0].id, "d-after")
+
+    def test_upload_only(self):
+        """
+        A version published without deploying is routable at its own host but does not
+        become latest; its bindings read back without secret values.
+        """
+        self.publish("v1", at=1)
+        routes = self.successResultOf(
+            self.publish("v2", at=2, deploy=False, alias="next", metadata={"source": "wrangler"})
+        )
+        self.assertEqual((routes.latest, routes.versions["v2"], routes.aliases), ("id-v1", "id-v2", {"next": "id-v2"}))
+        info = self.successResultOf(self.store.function("hello"))
+        self.assertEqual(info.latest, "v1")
+        self.assertEqual(info.versions[1].metadata, {"source": "wrangler"})
+
+    def test_secrets_not_read_for_display(self):
+        """
+        Version listings carry secret bindings by name and type only; the spec the runtime
+        reads has the value.
+        """
+        d = deployment("hello", "v1")
+        d = attrs.evolve(d, bindings=(Binding("KEY", SECRET_TEXT, "s3cr3t"), Binding("A", PLAIN_TEXT, "a")))
+        self.successResultOf(self.store.publish(d, spec_for(d, "id-v1"), 1.0, "d-1"))
+        info = self.successResultOf(self.store.function("hello"))
+        self.assertEqual(
+            info.versions[0].bindings, (Binding("A", PLAIN_TEXT, "a"), Binding("KEY", SECRET_TEXT, None))
+        )
+        spec = self.successResultOf(self.store.version_spec("id-v1"))
+        self.assertEqual(spec.bindings[1], Binding("KEY", SECRET_TEXT, "s3cr3t"))
+
+    def test_settings(self):
+        """
+        Settings are stored and replaced by key.
+        """
+        self.assertIsNone(self.successResultOf(self.store.get_setting("k")))
+        self.successResultOf(self.store.put_setting("k", "1"))
+        self.successResultOf(self.store.put_setting("k", "2"))
+        self.assertEqual(self.successResultOf(self.store.get_setting("k")), "2")
+
+
+class MigrationTests(SynchronousTestCase):
+    def test_from_first_schema(self):
+        """
+        A database written by the first schema keeps everything: each version's code
+        becomes its one module, its env its plain-text bindings, and each function's latest
+        version its current deployment.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "db.sqlite3")
+        connection = dbapi2.connect(path)
+        connection.executescript(migrations()[0][1] + "PRAGMA user_version = 1;")
+        connection.executescript(
+            """
+            INSERT INTO functions (id, name, key, created_at) VALUES (1, 'Hello', 'hello', 1);
+            INSERT INTO versions VALUES ('id-1', 1, 'v1', 'v1', 'module',
+                                         'export default {}', '{"B": "2", "A": "x"}', 1);
+            INSERT INTO versions VALUES ('id-2', 1, 'v2', 'v2', 'service-worker', 'sw', '{}', 2);
+            UPDATE functions SET latest_version_id = 'id-1';
+            INSERT INTO aliases VALUES (1, 'test', 'test', 'id-2');
+            """
+        )
+        connection.close()
+        store = SQLiteStore(path, None, pool_factory=lambda path, reactor: InlinePool(path))
+        self.assertEqual(self.successResultOf(store.open()), 1)
+        self.addCleanup(store.close)
+        one = self.successResultOf(store.version_spec("id-1"))
+        self.assertEqual(one.modules, (Module("worker.js", "esModule", b"export default {}"),))
+        self.assertEqual(one.bindings, (Binding("A", PLAIN_TEXT, "x"), Binding("B", PLAIN_TEXT, "2")))
+        two = self.successResultOf(store.version_spec("id-2"))
+        self.assertEqual((two.modules, two.bindings), ((Module("worker.js", SCRIPT, b"sw"),), ()))
+        [routes] = self.successResultOf(store.routes())
+        self.assertEqual(routes, FunctionRoutes("hello", "id-1", {"v1": "id-1", "v2": "id-2"}, {"test": "id-2"}))
+        [current] = self.successResultOf(store.deployments("hello"))
+        self.assertEqual((current.versions, current.created_at), ((("id-1", 100),), 1))
+
+
+class SQLiteFileTests(TestCase):
+    """
+    The store over a real adbapi thread pool and file.
+    """
+
+    async def test_persists_across_reopen(self):
+        """
+        What one store wrote, a store opened later on the same file reads; the file is
+        private to funcplane's user.
+        """
+        path = os.path.join(tempfile.mkdtemp(), "db.sqlite3")
+        first = SQLiteStore(path, reactor)
+        await first.open()
+        d = deployment("hello", "v1", "test")
+        await first.publish(d, spec_for(d, "id-1"), 5.0, "d-1")
+        first.close()
+        self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
+        second = SQLiteStore(path, reactor)
+        self.assertEqual(await second.open(), 2)
+        self.addCleanup(second.close)
+        [routes] = await second.routes()
+        self.assertEqual(routes, FunctionRoutes("hello", "id-1", {"v1": "id-1"}, {"test": "id-1"}))
