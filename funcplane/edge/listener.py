@@ -5,11 +5,13 @@ Every connection starts in L{ProxyChannel}, which parses HTTP/1.1 with httptools
 the parser of Node.js, in its strict mode: conflicting or duplicate lengths, signed lengths,
 bad chunk sizes, obs-fold and stray CR, LF or NUL are errors, never guesses).
 
-- A connection whose first request is for a function host stays here. Each request becomes
-  an L{funcplane.edge.exchange.Exchange}, which relays it to the version its Host resolves to
-  over a pooled keep-alive connection to the child's unix socket (L{funcplane.edge.upstream});
-  bodies stream both ways with backpressure. Pipelined requests are answered in order, one
-  at a time.
+- A connection whose first request is for a function host stays here. The channel collects
+  each request's line and headers, reads them into a L{funcplane.edge.http1.RequestHead}, and
+  makes the request an L{funcplane.edge.exchange.Exchange}, which relays it to the version its
+  Host resolves to over a pooled keep-alive connection to the child's unix socket
+  (L{funcplane.edge.upstream}); bodies stream both ways with backpressure. Pipelined requests
+  are answered in order, one at a time. After a WebSocket request, what the client sends goes
+  to its L{funcplane.edge.tunnel.Tunnel}.
 - A connection whose first request is for any other host is handed, with every byte read so
   far, to the admin API's twisted.web C{Site}.
 
@@ -20,49 +22,16 @@ deadlines, read-ahead and connections per client address.
 import ipaddress
 from collections import deque
 
-import attrs
-from httptools import (
-    HttpParserCallbackError,
-    HttpParserError,
-    HttpParserUpgrade,
-    HttpRequestParser,
-)
+from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
 from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import Factory, Protocol
 from zope.interface import implementer
 
 from funcplane.deadline import Deadline
-from funcplane.edge.exchange import Exchange, plain_response
-
-@attrs.frozen
-class ProxyLimits:
-    """
-    What one client connection may make funcplane hold, and for how long.
-
-    @ivar head_bytes: the request line and headers of one request (past it: 431).
-    @ivar target_bytes: the request target (past it: 414).
-    @ivar body_bytes: one request body, whether its length is declared or it is chunked
-        (past it: 413, before the body is read).
-    @ivar response_head_bytes: a function's status line and headers (past it: 502).
-    @ivar head_seconds: from a request's first byte (or the connection's opening) to the
-        end of its headers (past it: 408 and the connection closes).
-    @ivar idle_seconds: a kept-alive connection waiting for its next request is closed.
-    @ivar connections_per_ip: open connections from one client address; one more is
-        answered 503 and closed (0: no limit).
-    @ivar pipeline: requests read ahead of the one being answered.
-    @ivar buffered: request body bytes held while they cannot be sent on (the child is
-        starting, or the request waits behind another); beyond it, reading pauses.
-    """
-
-    head_bytes: int = 32 * 1024
-    target_bytes: int = 8 * 1024
-    body_bytes: int = 100 * 1024 * 1024
-    response_head_bytes: int = 64 * 1024
-    head_seconds: float = 10.0
-    idle_seconds: float = 60.0
-    connections_per_ip: int = 256
-    pipeline: int = 16
-    buffered: int = 64 * 1024
+from funcplane.edge.exchange import Exchange
+from funcplane.edge.gate import Gate, Hold
+from funcplane.edge.http1 import plain_response, read_head, unreadable
+from funcplane.edge.limits import ProxyLimits
 
 
 class _HandOff(Exception):
@@ -81,40 +50,13 @@ class _Refuse(Exception):
         self.status = status
 
 
-class _Gate:
-    """
-    Pauses reading from a transport while any reason to holds.
-    """
-
-    def __init__(self, transport):
-        self._transport = transport
-        self._reasons = set()
-
-    def pause(self, reason):
-        if not self._reasons:
-            self._transport.pauseProducing()
-        self._reasons.add(reason)
-
-    def resume(self, reason):
-        if reason in self._reasons:
-            self._reasons.discard(reason)
-            if not self._reasons:
-                self._transport.resumeProducing()
-
-    def set(self, reason, held):
-        if held:
-            self.pause(reason)
-        else:
-            self.resume(reason)
-
-
 class ProxyFactory(Factory):
     """
     Builds a L{ProxyChannel} for every connection to funcplane's listener.
 
     @param routes: an L{funcplane.interfaces.IRouteTable}.
-    @param supervisor: provides C{lease(version_id)}, C{ensure_running(version_id)} and
-        C{request_timed_out(version_id)} (see L{funcplane.runtime.supervisor.Supervisor}).
+    @param supervisor: an L{funcplane.interfaces.ISupervisor}; the edge uses its C{lease},
+        C{running_socket}, C{ensure_running} and C{request_timed_out}.
     @param pool: an L{funcplane.interfaces.IUpstreamPool}.
     @param admin: the factory (a twisted.web C{Site}) for connections to the admin API.
     @param clock: an C{IReactorTime}, for request timeouts.
@@ -124,7 +66,9 @@ class ProxyFactory(Factory):
         child is wedged.
     @param trusted_proxies: networks (CIDR text) of load balancers in front of funcplane,
         whose C{X-Forwarded-*} headers are kept; everyone else's are replaced.
-    @param tails: the L{funcplane.observe.tails.Tails} told of finished requests while any is live.
+    @param limits: the L{ProxyLimits} of every connection.
+    @param tails: an L{funcplane.interfaces.ITailSink}, told of finished requests while a
+        tail is live (or L{None}).
     """
 
     def __init__(
@@ -186,9 +130,13 @@ class ProxyFactory(Factory):
 @implementer(IPushProducer)
 class ProxyChannel(Protocol):
     """
-    One client connection. Reads requests, answers them in order through L{funcplane.edge.exchange.Exchange}s,
-    and is the producer of the client transport, so a client that reads slowly pauses the
-    child that is answering it.
+    One client connection. Reads requests, answers them in order through
+    L{funcplane.edge.exchange.Exchange}s, and is the producer of the client transport, so a
+    client that reads slowly pauses the child that is answering it.
+
+    @ivar forwarded_for: the client's address, as C{X-Forwarded-For} gives it.
+    @ivar forwarded_proto: C{https} or C{http}, as C{X-Forwarded-Proto} gives it.
+    @ivar trusted: whether the client is a proxy whose C{X-Forwarded-*} claims are kept.
     """
 
     def __init__(self, factory):
@@ -199,22 +147,35 @@ class ProxyChannel(Protocol):
         self._proxying = False
         self._admin = None
         self._queue = deque()
+        # The request whose head is being read: its target and headers so far, its size.
+        self._url = b""
+        self._headers = None
+        self._head_size = 0
+        # The exchange whose body is being read, and how much of it has been.
         self._parsing = None
+        self._received = 0
         self._head_bytes = 0
         self._buffered = 0
         self._reading = True
         self.gate = None
+        self.upstream_hold = None
         self.writes_paused = False
         self.secure = False
         self._deadline = Deadline(factory.clock)
         #: The deadline of the exchange being answered (one at a time per connection).
         self.request_deadline = Deadline(factory.clock)
         self.peer = None
+        self.forwarded_for = None
+        self.forwarded_proto = None
+        self.trusted = False
         self._upgrading = None
         self._tunnel = None
 
     def connectionMade(self):
-        self.gate = _Gate(self.transport)
+        self.gate = Gate(self.transport)
+        #: Registered with the connection to the child that answers: while it is full,
+        #: the client is not read.
+        self.upstream_hold = Hold(self.gate, "upstream")
         self.secure = ISSLTransport.providedBy(self.transport)
         self.peer = getattr(self.transport.getPeer(), "host", "unix")
         if not self.factory.opened(self.peer):
@@ -225,6 +186,9 @@ class ProxyChannel(Protocol):
             )
             self.transport.loseConnection()
             return
+        self.forwarded_for = self.peer.encode("ascii")
+        self.forwarded_proto = b"https" if self.secure else b"http"
+        self.trusted = self.factory.trusts(self.peer)
         self._wait(self._limits.head_seconds, self._head_too_slow)
 
     # Deadlines: for a request's headers, and for the next request on an idle connection.
@@ -242,8 +206,14 @@ class ProxyChannel(Protocol):
         self._deadline.stop()
         self.request_deadline.stop()
 
+    def _between_requests(self):
+        """
+        Whether no request is being read.
+        """
+        return self._headers is None and self._parsing is None
+
     def _head_too_slow(self):
-        if self._parsing is None and not self._held and not self._queue:
+        if self._between_requests() and not self._held and not self._queue:
             # Nothing of a request arrived: just close.
             self._reading = False
             self.transport.loseConnection()
@@ -251,7 +221,7 @@ class ProxyChannel(Protocol):
         self._reject(408, "the request headers took too long")
 
     def _idle_too_long(self):
-        if not self._queue and self._parsing is None:
+        if not self._queue and self._between_requests():
             self._reading = False
             self.transport.loseConnection()
 
@@ -264,14 +234,14 @@ class ProxyChannel(Protocol):
         if not self._reading:
             return
         if self._tunnel is not None:
-            self._tunnel.tunnel_from_client(data)
+            self._tunnel.from_client(data)
             return
         if self._held is not None:
             self._held.append(data)
         # The head's size is counted twice: exactly, as httptools reports each header
         # (L{_count_head}), and here in raw bytes, because httptools holds a header value
         # until it is complete, and a value that never ends would otherwise grow unseen.
-        if self._in_head():
+        if self._parsing is None:
             self._head_bytes += len(data)
         try:
             self._parser.feed_data(data)
@@ -292,62 +262,72 @@ class ProxyChannel(Protocol):
                 return
             # Whatever follows a WebSocket request belongs to the WebSocket.
             self._parser = None
-            self._tunnel = exchange
+            self._tunnel = exchange.tunnel
             rest = data[e.args[0] :]
             if rest:
-                exchange.tunnel_from_client(rest)
+                self._tunnel.from_client(rest)
             return
         except HttpParserError as e:
             self._reject(400, f"malformed request: {e}")
             return
-        if self._reading and self._in_head() and self._head_bytes > self._limits.head_bytes:
+        if self._reading and self._parsing is None and self._head_bytes > self._limits.head_bytes:
             self._reject(431, "the request line and headers are too large")
 
-    def _in_head(self):
-        return self._parsing is None or self._parsing.method is None
-
     def on_message_begin(self):
-        self._parsing = Exchange(self) if self._reading else None
+        if self._reading:
+            self._url = b""
+            self._headers = []
+            self._head_size = 0
         self._wait(self._limits.head_seconds, self._head_too_slow)
 
     def on_url(self, url):
-        if self._parsing is not None:
-            self._parsing.url += url
-            if len(self._parsing.url) > self._limits.target_bytes:
+        if self._headers is not None:
+            self._url += url
+            if len(self._url) > self._limits.target_bytes:
                 raise _Refuse(414, "the request target is too long")
             self._count_head(len(url))
 
     def on_header(self, name, value):
-        if self._parsing is not None and self._parsing.method is None:
-            self._parsing.headers.append((name, value))
+        # After the head, only trailers come here; they are dropped.
+        headers = self._headers
+        if headers is not None:
+            headers.append((name, value))
             self._count_head(len(name) + len(value) + 4)
 
     def _count_head(self, size):
-        self._parsing.head_size += size
-        if self._parsing.head_size > self._limits.head_bytes:
+        self._head_size += size
+        if self._head_size > self._limits.head_bytes:
             raise _Refuse(431, "the request line and headers are too large")
 
     def on_headers_complete(self):
-        exchange = self._parsing
-        if exchange is None:
+        headers = self._headers
+        if headers is None:
             return
+        self._headers = None
         self._head_bytes = 0
         self._wait(None)
         parser = self._parser
-        exchange.request_head(
-            parser.get_method(), parser.get_http_version() == "1.1", parser.should_keep_alive()
+        head = read_head(
+            parser.get_method(),
+            self._url,
+            headers,
+            parser.get_http_version() == "1.1",
+            parser.should_keep_alive(),
         )
         if not self._proxying:
-            if exchange.for_admin(self.factory.routes):
+            # Broken Host headers are answered by the proxy, strictly.
+            if head.host is not None and not self.factory.routes.is_function_host(head.host):
                 raise _HandOff()
             self._begin_proxying()
+        exchange = self._parsing = Exchange(self, head)
+        self._received = 0
         self._enqueue(exchange)
 
     def on_body(self, body):
         exchange = self._parsing
         if exchange is not None:
-            exchange.received += len(body)
-            if exchange.received > self._limits.body_bytes:
+            self._received += len(body)
+            if self._received > self._limits.body_bytes:
                 raise _Refuse(413, f"the request body is over {self._limits.body_bytes} bytes")
             exchange.request_body(body)
 
@@ -356,13 +336,12 @@ class ProxyChannel(Protocol):
         if exchange is None:
             return
         exchange.request_complete()
-        if exchange.upgrade:
+        if exchange.head.upgrade:
             self._upgrading = exchange
-        elif not exchange.keep_alive:
+        elif not exchange.head.keep_alive:
             self._stop_reading()
 
     def _enqueue(self, exchange):
-        exchange.queued = True
         self._queue.append(exchange)
         self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
         if len(self._queue) == 1:
@@ -375,16 +354,14 @@ class ProxyChannel(Protocol):
         """
         self._begin_proxying()
         exchange, self._parsing = self._parsing, None
+        self._headers = None
         self._reading = False
         self._parser = None
-        if exchange is not None and exchange.queued:
+        if exchange is not None:
+            # Its head was read: the exchange answers, or breaks off what it began.
             exchange.request_broken(status, message)
             return
-        exchange = Exchange(self)
-        exchange.answer_with(status, message)
-        exchange.request_done = True
-        exchange.close_after = True
-        self._enqueue(exchange)
+        self._enqueue(Exchange(self, unreadable(status, message)))
 
     def _stop_reading(self):
         self._reading = False
@@ -402,6 +379,7 @@ class ProxyChannel(Protocol):
         self._stop_timers()
         self._parser = None
         self._parsing = None
+        self._headers = None
         data, self._held = b"".join(self._held), None
         self._admin = self.factory.admin.buildProtocol(self.transport.getPeer())
         self._admin.makeConnection(self.transport)
@@ -432,7 +410,7 @@ class ProxyChannel(Protocol):
         self.gate.set("pipeline", len(self._queue) > self._limits.pipeline)
         if self._queue:
             self._queue[0].start()
-        elif self._parsing is None:
+        elif self._headers is None and self._parsing is None:
             self._wait(self._limits.idle_seconds, self._idle_too_long)
 
     def abort(self):
@@ -465,21 +443,23 @@ class ProxyChannel(Protocol):
             self._admin.connectionLost(reason)
             return
         self._end_exchanges()
-        if self._parsing is not None and not self._parsing.queued:
-            self._parsing.client_gone()
         self._parsing = None
+        self._headers = None
 
-    # IPushProducer, for the client transport.
+    # IPushProducer, for the client transport, which asks again on every write while it
+    # is full: the exchange hears of the first.
 
     def pauseProducing(self):
-        self.writes_paused = True
-        if self._queue:
-            self._queue[0].pause_response()
+        if not self.writes_paused:
+            self.writes_paused = True
+            if self._queue:
+                self._queue[0].pause_response()
 
     def resumeProducing(self):
-        self.writes_paused = False
-        if self._queue:
-            self._queue[0].resume_response()
+        if self.writes_paused:
+            self.writes_paused = False
+            if self._queue:
+                self._queue[0].resume_response()
 
     def stopProducing(self):
         pass

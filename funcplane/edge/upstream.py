@@ -15,19 +15,12 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from funcplane.deadline import Deadline
+from funcplane.edge.http1 import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, UPGRADE
 from funcplane.interfaces import IUpstreamPool
 
 # workerd closes idle keep-alive connections after 15 s; give ours up before that.
 IDLE_SECONDS = 10.0
 IDLE_PER_SOCKET = 64
-
-# How a response body is delimited.
-NO_BODY = "none"
-LENGTH = "length"
-CHUNKED = "chunked"
-UNTIL_CLOSE = "close"
-# A 101 to a WebSocket request: from here on the connection is a tunnel.
-UPGRADE = "upgrade"
 
 
 log = Logger()
