@@ -1,6 +1,7 @@
 """
-Domain errors.  Each names one thing that went wrong; the admin API maps them to HTTP
-statuses and JSON bodies in one place (L{funcplane.admin.api}).
+Domain errors.  Each names one thing that went wrong; what each admin API answers for
+them (HTTP status, error code, JSON body) is in one table per API, side by side in
+L{funcplane.admin.errors}.
 """
 
 
@@ -9,18 +10,6 @@ class FuncplaneError(Exception):
     Base of every error funcplane reports to a caller.  C{str(error)} is a message meant
     for the person reading it: it says what was wrong and, where it helps, what to do.
     """
-
-
-def classify(error, table):
-    """
-    The C{(status, code)} of the first C{(class, status, code)} row of C{table} that
-    C{error} is an instance of; each API keeps its own table, most specific class first,
-    ending with L{FuncplaneError}.
-    """
-    for kind, status, code in table:
-        if isinstance(error, kind):
-            return status, code
-    raise LookupError(f"no row for {type(error).__name__}")
 
 
 class InvalidRequest(FuncplaneError):
@@ -104,8 +93,6 @@ class NoSuchAlias(FuncplaneError):
     """
 
 
-
-
 class StartFailed(FuncplaneError):
     """
     A workerd child did not become ready: the script failed to load, hung at start-up, or
@@ -120,12 +107,6 @@ class StartFailed(FuncplaneError):
 class AtCapacity(FuncplaneError):
     """
     The running budget (C{--max-running}) is spent on versions that are all busy.
-    """
-
-
-class RuntimeUnavailable(FuncplaneError):
-    """
-    A version could not be started or reached to serve a request.
     """
 
 

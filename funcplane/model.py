@@ -181,16 +181,6 @@ class FunctionInfo:
                 return version
         return None
 
-    def alias_target(self, alias):
-        """
-        The name of the version C{alias} points to, or L{None}.
-        """
-        key = alias.lower()
-        for name, target in self.aliases:
-            if name.lower() == key:
-                return target
-        return None
-
 
 @frozen
 class FunctionRoutes:

@@ -1,4 +1,5 @@
 """
 The admin side: the Site that admin connections are handed to, the seed's C{/api}, the
-token check, and the Cloudflare v4 subset under L{funcplane.admin.cloudflare}.
+token check, the Cloudflare v4 subset under L{funcplane.admin.cloudflare}, and what both
+APIs answer for each domain error (L{funcplane.admin.errors}).
 """

@@ -1,7 +1,7 @@
 """
 The admin API (Klein).  Handlers parse and validate input into value types, call the
-platform, and render JSON; every domain error becomes a status and a JSON body in
-L{AdminAPI.domain_error}, the one place that mapping lives.
+platform, and render JSON; every domain error becomes a status and a JSON body by the
+table of L{funcplane.admin.errors}, registered on this app once.
 """
 
 import functools
@@ -10,55 +10,18 @@ import json
 from klein import Klein
 from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
-from werkzeug.exceptions import HTTPException
 
 from funcplane import errors
+from funcplane.admin.errors import add_admin_error_handling
+from funcplane.admin.parse import parse_deployment, parse_json_object, required_string
 from funcplane.names import check_label
 from funcplane.timestamps import timestamp
-from funcplane.admin.parse import parse_deployment, parse_json_object, required_string
-
-# (HTTP status, error code) for each domain error; the most specific class is found first.
-ERRORS = [
-    (errors.InvalidName, 400, "invalid_name"),
-    (errors.InvalidEnvironment, 400, "invalid_env"),
-    (errors.InvalidBinding, 400, "invalid_binding"),
-    (errors.InvalidRequest, 400, "invalid_request"),
-    (errors.Unauthorized, 401, "unauthorized"),
-    (errors.NoSuchFunction, 404, "function_not_found"),
-    (errors.NoSuchVersion, 404, "version_not_found"),
-    (errors.NoSuchAlias, 404, "alias_not_found"),
-    (errors.NoSuchSecret, 404, "secret_not_found"),
-    (errors.Conflict, 409, "conflict"),
-    (errors.CodeTooLarge, 413, "code_too_large"),
-    (errors.RequestTooLarge, 413, "body_too_large"),
-    (errors.StartFailed, 422, "script_error"),
-    (errors.RuntimeUnavailable, 503, "runtime_unavailable"),
-    (errors.AtCapacity, 503, "at_capacity"),
-    (errors.FuncplaneError, 500, "internal_error"),
-]
-START_FAILURE_CODES = {
-    "ScriptError": "script_error",
-    "StartupTimeout": "startup_timeout",
-    "CrashLoop": "crash_loop",
-}
 
 
 def _json(request, value, status=200):
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")
     return json.dumps(value).encode("utf-8") + b"\n"
-
-
-def error_document(code, message):
-    """
-    The JSON body of every admin API error.
-    """
-    return {"status": "error", "error": {"code": code, "message": message}}
-
-
-def _error(request, status, code, message):
-    return _json(request, error_document(code, message), status)
 
 
 def admin(handler):
@@ -79,16 +42,20 @@ class AdminAPI:
     The admin API.
 
     @param platform: the L{funcplane.platform.Platform}.
-    @param checker: a L{funcplane.admin.auth.TokenChecker}.
+    @param checker: has C{check(request)}, which raises L{funcplane.errors.Unauthorized}
+        without the admin token (a L{funcplane.admin.auth.TokenChecker}, or the service's
+        C{admin-token} part).
     @param limits: the L{funcplane.admin.parse.Limits}.
     @param domain: the functions' domain.
     @param public_port: the port function URLs carry (omitted when 80).
     @param logbook: the L{funcplane.observe.logbook.LogBook} the logs routes read.
     @param clock: an C{IReactorTime}, for the keep-alive comments of followed logs.
+    @param cloudflare: the L{funcplane.admin.cloudflare.api.CloudflareAPI} served under
+        C{/client/v4}, or L{None} to serve none.
     """
 
     app = Klein()
-    log = Logger()
+    add_admin_error_handling(app)
 
     def __init__(
         self,
@@ -120,30 +87,11 @@ class AdminAPI:
         return f"http://{host}{self._port_suffix}"
 
     def _body(self, request):
-        # twisted.web has received the whole body by now; its size is what counts.
+        # The admin Site (funcplane.admin.site.AdminRequest) refused a body over the limit
+        # before it was read; twisted.web has received the whole of this one.
         content = request.content
-        if content.seek(0, 2) > self._limits.max_body_bytes:
-            raise errors.RequestTooLarge(
-                f"request body is over {self._limits.max_body_bytes} bytes"
-            )
         content.seek(0)
         return parse_json_object(content.read())
-
-    @app.handle_errors(errors.FuncplaneError)
-    def domain_error(self, request, failure):
-        error = failure.value
-        status, code = errors.classify(error, ERRORS)
-        if isinstance(error, errors.StartFailed):
-            code = START_FAILURE_CODES.get(error.reason, code)
-        if isinstance(error, errors.Unauthorized):
-            request.setHeader(b"www-authenticate", b'Bearer realm="funcplane"')
-        return _error(request, status, code, str(error))
-
-    @app.handle_errors(HTTPException)
-    def http_error(self, request, failure):
-        error = failure.value
-        code = "not_found" if error.code == 404 else "method_not_allowed" if error.code == 405 else "http_error"
-        return _error(request, error.code, code, error.description or error.name)
 
     @app.route("/health", methods=["GET"])
     def health(self, request):

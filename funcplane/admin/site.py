@@ -5,11 +5,12 @@ connections to that are not for function hosts.
 
 import json
 
-from twisted.web.http import HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel
 from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
-from funcplane.admin.api import error_document
+from funcplane.admin.errors import admin_error
+from funcplane.errors import RequestTooLarge
 
 # An admin connection that sends nothing for this long is closed.
 ADMIN_IDLE_SECONDS = 60
@@ -44,9 +45,10 @@ class AdminRoot(Resource):
 class AdminRequest(Request):
     """
     A request to the admin API whose body may not exceed the site's C{max_body_bytes}:
-    a larger one is refused with 413 as soon as that is known (from its Content-Length,
-    or as a chunked body passes the limit), before it is read any further, and the
-    connection closes.
+    a larger one is refused as soon as that is known (from its Content-Length, or as a
+    chunked body passes the limit), before it is read any further, with what the admin
+    API answers for L{RequestTooLarge} (413), and the connection closes.  The routes
+    rely on it: none of them sees a larger body.
     """
 
     _refused = False
@@ -74,12 +76,12 @@ class AdminRequest(Request):
 
     def _refuse(self, limit):
         self._refused = True
-        body = json.dumps(
-            error_document("body_too_large", f"request body is over {limit} bytes")
-        ).encode("utf-8")
+        status, document = admin_error(RequestTooLarge(f"request body is over {limit} bytes"))
+        body = json.dumps(document).encode("utf-8")
         self.channel.transport.write(
-            b"HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+            b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, RESPONSES[status], len(body), body)
         )
         self.channel.loseConnection()
 

@@ -2,13 +2,15 @@
 Live tails, for C{wrangler tail}: every request a function answers, with the lines its
 version printed meanwhile, as a stream of Cloudflare trace events on a WebSocket.
 
-A tail is made by the API (L{Tails.open}), which answers with a WebSocket address; the tail
-lives while that WebSocket is open, and ends when it closes, when the API deletes it, when
-its function is deleted, or when it expires.  The address's id is the only credential
-the WebSocket needs (wrangler sends no token there, as on Cloudflare), so it is 128 random
-bits and appears in no log.
+A tail is made by the Cloudflare API (L{Tails.open}), which answers with a WebSocket
+address; the tail lives while that WebSocket is open, and ends when it closes, when the
+API deletes it, when its function is deleted, or when it expires.  The address's id is
+the only credential the WebSocket needs (wrangler sends no token there, as on
+Cloudflare), so it is 128 random bits and appears in no log.  The WebSocket itself is
+the admin side's (L{funcplane.admin.cloudflare.tails}); here it is only an
+L{funcplane.interfaces.ITailSocket}.
 
-The proxy asks L{Tails.watching} at a request's start whether a tail watches its function
+The edge asks L{Tails.watching} at a request's start whether a tail watches its function
 (only while some tail is connected), and if so tells L{Tails.request_done} when it ends;
 the events' shape and filters are in L{funcplane.observe.trace}.  A child's lines reach
 funcplane a moment after it prints them, so an event waits
@@ -28,19 +30,14 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from funcplane import errors
-from funcplane.deadline import Deadline
 from funcplane.interfaces import ITailSink
-from funcplane.routing import canonical_host, split_host
 from funcplane.observe.trace import TailFilter, event_json, overload_notice
-from funcplane.admin.websocket import GOING_AWAY, NORMAL, WebSocketServer
+from funcplane.routing import canonical_host, split_host
 
 # A tail ends this long after it is made, as Cloudflare's do.
 TAIL_SECONDS = 6 * 3600
 # A tail whose WebSocket has not connected this long after it was made is dropped.
 CONNECT_SECONDS = 60
-# A tail's WebSocket that sends nothing this long is closed (wrangler pings every 10 s):
-# a client that vanished without closing does not hold a tail for hours.
-SILENT_SECONDS = 60
 # Lines a version prints this soon after a response still count as that request's.
 SETTLE_SECONDS = 0.1
 TAILS_PER_FUNCTION = 10
@@ -48,13 +45,17 @@ TAILS_PER_FUNCTION = 10
 LINES_PER_EVENT = 100
 # The most lines of one version waiting for their request's event.
 PENDING_LINES = 10_000
-PROTOCOL = b"trace-v1"
+# The WebSocket close codes (RFC 6455 7.4.1) a tail's socket is closed with: the tail
+# ended, or funcplane is stopping.
+NORMAL = 1000
+GOING_AWAY = 1001
 
 
 @attrs.define(eq=False)
 class Tail:
     """
-    One tail: made by the API, then connected by one WebSocket (its L{socket}).
+    One tail: made by the API, then connected by one WebSocket (its L{socket}, an
+    L{funcplane.interfaces.ITailSocket}).
     """
 
     id: str
@@ -98,7 +99,7 @@ class Tails:
         # (when, traced) of the events waiting for their lines, soonest first.
         self._due = collections.deque()
         self._flush_call = None
-        #: Whether any tail is connected: the proxy reports requests only then.
+        #: Whether any tail is connected: the edge reports requests only then.
         self.active = False
 
     # Tails, as the API and the WebSocket make and end them.
@@ -164,6 +165,10 @@ class Tails:
         self._due.clear()
 
     def attached(self, tail, socket):
+        """
+        C{socket} (an L{funcplane.interfaces.ITailSocket}) connected for C{tail}, which
+        L{waiting} gave out: its events go there until it ends or expires.
+        """
         tail.socket = socket
         tail.timer.cancel()
         remaining = max(0, tail.expires_at - self._clock.seconds())
@@ -175,6 +180,9 @@ class Tails:
         self.log.info("a tail of {function} connected", function=tail.function)
 
     def detached(self, tail):
+        """
+        C{tail}'s socket closed: the tail ends.
+        """
         if self._tails.get(tail.id) is tail:
             self._end(tail, "closed")
 
@@ -220,7 +228,7 @@ class Tails:
     def watching(self, host):
         """
         The function a request to C{host} reaches, if a tail of it is connected; else
-        L{None}, and the proxy reports nothing of that request.
+        L{None}, and the edge reports nothing of that request.
         """
         parts = split_host(canonical_host(host), self._domain)
         if parts is None or parts[0] not in self._live:
@@ -229,7 +237,7 @@ class Tails:
 
     def request_done(self, traced):
         """
-        The proxy finished C{traced}: its event goes out once its lines are in.
+        The edge finished C{traced}: its event goes out once its lines are in.
         """
         if traced.function not in self._live:
             return
@@ -315,52 +323,3 @@ class Tails:
                 )
             )
         socket.send_text(text)
-
-
-class TailSocket(WebSocketServer):
-    """
-    The WebSocket of one tail.  It sends events and reads nothing but wrangler's
-    C{{"debug": ...}} and pings; while its client reads too slowly (the transport pauses it),
-    events are dropped and counted, and the count is told when it catches up.  A client
-    silent for L{SILENT_SECONDS} is taken for gone.
-
-    @param clock: an C{IReactorTime}.
-    """
-
-    def __init__(self, tails, tail, clock):
-        super().__init__(max_message=4096)
-        self._tails = tails
-        self._tail = tail
-        self._silence = Deadline(clock)
-        self.paused = False
-
-    def connectionMade(self):
-        self._tails.attached(self._tail, self)
-        self._silence.set(SILENT_SECONDS, self._silent)
-
-    def dataReceived(self, data):
-        self._silence.set(SILENT_SECONDS, self._silent)
-        super().dataReceived(data)
-
-    def _silent(self):
-        self.close(GOING_AWAY, "nothing heard from the client in 60 s")
-        self.transport.abortConnection()
-
-    def message_received(self, text):
-        # wrangler's only message, {"debug": false}, asks for nothing funcplane changes.
-        pass
-
-    def connectionLost(self, reason):
-        self._silence.stop()
-        self._tails.detached(self._tail)
-
-    # IPushProducer, for the transport.
-
-    def pauseProducing(self):
-        self.paused = True
-
-    def resumeProducing(self):
-        self.paused = False
-
-    def stopProducing(self):
-        self.paused = True

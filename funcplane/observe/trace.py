@@ -1,6 +1,6 @@
 """
 Cloudflare trace events, as C{wrangler tail} receives them (protocol C{trace-v1}): what
-the proxy tells about a finished request (L{Traced}), which events a tail asks for
+the edge tells about a finished request (L{Traced}), which events a tail asks for
 (L{TailFilter}), and the event's JSON (L{event_json}).
 """
 
@@ -15,11 +15,10 @@ OUTCOMES = frozenset(["ok", "canceled", "exception", "exceededCpu", "exceededMem
 _LEVELS = {"warning": "warn"}
 
 
-
 @attrs.frozen
 class Traced:
     """
-    One request the proxy finished, as a tail sees it.
+    One request the edge finished, as a tail sees it.
 
     @ivar function: the function its host names (lower case).
     @ivar outcome: C{ok} (the function answered), C{canceled} (the client left first) or

@@ -1,3 +1,8 @@
+"""
+Tests for L{funcplane.admin.api}: the seed's C{/api}, through its Klein resource, on a real
+store and platform with fake children.
+"""
+
 import json
 
 from treq.testing import StubTreq
@@ -13,6 +18,7 @@ from funcplane.admin.auth import TokenChecker, token_hash
 from funcplane.errors import StartFailed
 from funcplane.observe.logbook import LogBook
 from funcplane.admin.parse import Limits
+from funcplane.admin.site import admin_site
 from funcplane.model import PLAIN_TEXT, SCRIPT, Binding, Module
 from funcplane.platform import Platform
 from funcplane.routing import NotRouted, RouteTable
@@ -61,6 +67,19 @@ class APICase(SynchronousTestCase):
 
 
 class AdminAPITests(APICase):
+    """
+    The seed's routes: deploy, rollback, functions, aliases, versions, and their errors.
+    """
+
+    def test_health(self):
+        """
+        GET /health needs no token and says nothing but that funcplane is up.
+        """
+        d = self.client.get(BASE + "/health")
+        self.client.flush()
+        response = self.successResultOf(d)
+        self.assertEqual((response.code, json.loads(self.successResultOf(self.client.content(response)))), (200, {"status": "ok"}))
+
     def test_deploy(self):
         """
         A deploy answers the seed's fields, and the version serves at its host and the
@@ -142,7 +161,32 @@ class AdminAPITests(APICase):
         self.assertError(self.deploy(env_vars={"A-B": "x"}), 400, "invalid_name")
         self.assertError(self.deploy(env_vars={"A": "x" * 6000}), 400, "invalid_env")
         self.assertError(self.deploy(code="x" * 2001), 413, "code_too_large", "limit is 2000")
-        self.assertError(self.call("POST", "/api/deploy/hello", raw=b" " * 6_000_000), 413, "body_too_large")
+        self.assertEqual(self.launcher.launched, [])
+
+    def test_oversized_body(self):
+        """
+        A body over the limits' C{max_body_bytes}, sent to the admin API through the Site
+        that serves it, is refused with 413 and C{body_too_large} before it is read, and
+        nothing is spawned.
+        """
+        limit = Limits(max_code_bytes=2000).max_body_bytes
+        channel = admin_site(self.routes, self.api.resource(), limit).buildProtocol(None)
+        channel.callLater = Clock().callLater
+        transport = StringTransport()
+        channel.makeConnection(transport)
+        channel.dataReceived(
+            b"POST /api/deploy/hello HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer "
+            + TOKEN.encode()
+            + b"\r\nContent-Length: %d\r\n\r\n" % (6_000_000,)
+            + b" " * 1000
+        )
+        head, _, body = transport.value().partition(b"\r\n\r\n")
+        self.assertTrue(head.startswith(b"HTTP/1.1 413 Request Entity Too Large\r\n"), head)
+        self.assertEqual(
+            json.loads(body),
+            {"status": "error", "error": {"code": "body_too_large", "message": f"request body is over {limit} bytes"}},
+        )
+        self.assertTrue(transport.disconnecting)
         self.assertEqual(self.launcher.launched, [])
 
     def test_conflicts(self):
@@ -277,6 +321,10 @@ class LogsTests(APICase):
         self.logbook.add(v1, "log", "three")
 
     def test_function_logs(self):
+        """
+        A function's logs are the lines of all its versions, in the order printed, each
+        with its version, level and time.
+        """
         code, body = self.call("GET", "/api/functions/hello/logs")
         self.assertEqual(code, 200)
         self.assertEqual(
@@ -287,6 +335,10 @@ class LogsTests(APICase):
         self.assertEqual(body["lines"][1]["time"], "2027-01-15T08:00:01.000Z")
 
     def test_version_logs_and_limit(self):
+        """
+        A version's logs are its lines only, the last C{limit} of them; a bad limit, an
+        unknown version or function, and a missing token are refused.
+        """
         code, body = self.call("GET", "/api/functions/hello/versions/v1/logs?limit=1")
         self.assertEqual([line["message"] for line in body["lines"]], ["three"])
         self.assertError(self.call("GET", "/api/functions/hello/logs?limit=0"), 400, "invalid_request")
@@ -295,6 +347,9 @@ class LogsTests(APICase):
         self.assertError(self.call("GET", "/api/functions/hello/logs", headers={}), 401, "unauthorized")
 
     def test_deleted_version_forgotten(self):
+        """
+        The lines of a deleted version are no longer in its function's logs.
+        """
         self.call("DELETE", "/api/functions/hello/versions/v1")
         code, body = self.call("GET", "/api/functions/hello/logs")
         self.assertEqual([line["message"] for line in body["lines"]], ["Error: two"])

@@ -1,3 +1,7 @@
+"""
+Tests for L{funcplane.admin.auth}: the token check, and where the token's hash comes from.
+"""
+
 import hashlib
 import os
 import stat

@@ -1,3 +1,8 @@
+"""
+Tests for L{funcplane.admin.parse}: the seed's deploy body, validated into a
+L{funcplane.model.Deployment}, and the limits it is held to.
+"""
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidName, InvalidRequest

@@ -209,6 +209,9 @@ class ServerTests(SynchronousTestCase):
         self.assertEqual(self.sent(), [(PONG, True, b"")])
 
     def test_send_text(self):
+        """
+        A text is sent as one unmasked text frame of its UTF-8 bytes.
+        """
         self.server.send_text("caf\u00e9")
         self.assertEqual(self.sent(), [(TEXT, True, "caf\u00e9".encode())])
 

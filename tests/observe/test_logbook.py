@@ -15,6 +15,10 @@ class LogBookTests(SynchronousTestCase):
         self.book = LogBook(self.clock, per_version=3)
 
     def test_bounded_per_version(self):
+        """
+        Each version keeps only its last lines; lines of several versions come back in the
+        order they were printed, and a limit keeps the newest.
+        """
         a, b = spec("a", version="v1"), spec("b", version="v2")
         for i in range(5):
             self.book.add(a, "log", f"a{i}")
@@ -24,6 +28,10 @@ class LogBookTests(SynchronousTestCase):
         self.assertEqual([e.message for e in self.book.lines(["a", "b"], limit=2)], ["a4", "b0"])
 
     def test_follow(self):
+        """
+        A follower hears each new line of the versions it follows and no other, until it
+        unfollows.
+        """
         heard = []
         unfollow = self.book.follow(["a"], heard.append)
         self.book.add(spec("a"), "log", "yes")
@@ -34,6 +42,9 @@ class LogBookTests(SynchronousTestCase):
         self.assertEqual(self.book.followers(), 0)
 
     def test_forget(self):
+        """
+        A forgotten (deleted) version's lines are gone.
+        """
         self.book.add(spec("a"), "log", "x")
         self.book.forget("a")
         self.assertEqual(self.book.lines(["a"]), [])

@@ -1,6 +1,6 @@
 """
 Tests for L{funcplane.observe.tails}: filters, the life of a tail, and the events it receives, with
-a Clock, a real LogBook and a fake socket.
+a Clock, a real LogBook and a fake L{ITailSocket}.
 """
 
 import json
@@ -8,8 +8,11 @@ from collections import namedtuple
 
 from twisted.internet.task import Clock
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface import implementer
+from zope.interface.verify import verifyClass
 
 from funcplane import errors
+from funcplane.interfaces import ITailSocket
 from funcplane.observe.logbook import LogBook
 from funcplane.observe.tails import (
     CONNECT_SECONDS,
@@ -29,7 +32,12 @@ OTHER = Spec("3" * 32, "other", "v1")
 V1_UUID = "11111111-1111-1111-1111-111111111111"
 
 
+@implementer(ITailSocket)
 class FakeSocket:
+    """
+    Keeps what a tail sends it, and how it was closed.
+    """
+
     def __init__(self):
         self.paused = False
         self.sent = []
@@ -40,6 +48,9 @@ class FakeSocket:
 
     def close(self, code, reason):
         self.closed = (code, reason)
+
+
+verifyClass(ITailSocket, FakeSocket)
 
 
 def traced(clock, spec=V1, host=b"hello.func.local", function="hello", **changes):

@@ -1,6 +1,7 @@
 """
 funcplane's objects in the shapes Cloudflare's v4 API gives them (scripts, versions,
-deployments, bindings), for L{funcplane.admin.cloudflare.api}.  Nothing here reads a secret's value.
+deployments, bindings), for the v4 routes of L{funcplane.admin.cloudflare}.  Nothing here
+reads a secret's value.
 """
 
 import json

@@ -1,0 +1,190 @@
+"""
+Scripts, which are funcplane's functions: uploads (a deploy with C{PUT}, a version
+without one with C{POST .../versions}), deletion, the content of a version, the settings
+with their bindings (C{wrangler secret bulk} replaces them), and what wrangler asks of a
+script on the way (its service, script settings, subdomain and references).
+"""
+
+import uuid
+
+from funcplane import errors
+from funcplane.admin.cloudflare.app import ACCOUNT, SCRIPT, app, body, checked, ok, source
+from funcplane.admin.cloudflare.shapes import public_binding, script_json, version_json
+from funcplane.admin.cloudflare.upload import CONTENT_TYPES, multipart_parts, parse_bindings, parse_upload
+from funcplane.admin.cloudflare.versions import find_version
+from funcplane.admin.parse import parse_json_object
+from funcplane.ids import cf_id
+
+
+class ScriptRoutes:
+    """
+    C{.../workers/scripts/<name>} and C{.../workers/services/<name>}.
+    """
+
+    @app.route(ACCOUNT + "/workers/services/<name>", methods=["GET"])
+    @checked
+    async def service(self, request, name):
+        info = (await self._platform.function(name)).info
+        script = script_json(info)
+        return ok(
+            request,
+            {
+                "id": info.name,
+                "created_on": script["created_on"],
+                "modified_on": script["modified_on"],
+                "default_environment": {
+                    "environment": "production",
+                    "created_on": script["created_on"],
+                    "modified_on": script["modified_on"],
+                    "script": script,
+                },
+                "environments": [],
+            },
+        )
+
+    @app.route(ACCOUNT + "/workers/services/<name>", methods=["DELETE"])
+    @app.route(SCRIPT, methods=["DELETE"])
+    @checked
+    async def delete(self, request, name):
+        await self._platform.delete_function(name)
+        return ok(request, None)
+
+    async def _upload(self, request, name, deploy, triggered_by="upload"):
+        deployment = parse_upload(
+            name,
+            body(request),
+            (request.getHeader(b"content-type") or b"").decode("latin-1"),
+            self._limits,
+            deploy=deploy,
+            source=source(request),
+            triggered_by=triggered_by,
+        )
+        started = self._clock.seconds()
+        spec = await self._platform.deploy(deployment)
+        return spec, max(1, round((self._clock.seconds() - started) * 1000))
+
+    @app.route(SCRIPT, methods=["PUT"])
+    @checked
+    async def put_script(self, request, name):
+        """
+        Upload a version and deploy it to all traffic: a first deploy, or a service-worker
+        script.  A function that does not exist yet is created.
+        """
+        spec, startup = await self._upload(request, name, deploy=True)
+        info = (await self._platform.function(name)).info
+        metadata = info.version_named(spec.version).metadata
+        return ok(
+            request,
+            dict(
+                script_json(info),
+                deployment_id=cf_id(spec.id),
+                startup_time_ms=startup,
+                compatibility_date=metadata.get("compatibility_date", ""),
+            ),
+        )
+
+    @app.route(SCRIPT + "/versions", methods=["POST"])
+    @checked
+    async def upload_version(self, request, name):
+        """
+        Upload a version without deploying it; it answers at its own hosts.  Like
+        Cloudflare, the function must exist.
+        """
+        await self._platform.function(name)
+        spec, startup = await self._upload(request, name, deploy=False)
+        state = await self._platform.function(name)
+        return ok(
+            request,
+            dict(version_json(state.info, state.info.version_named(spec.version)), startup_time_ms=startup),
+        )
+
+    @app.route(SCRIPT + "/content/v2", methods=["GET"])
+    @checked
+    async def content(self, request, name):
+        """
+        A version's modules, as the multipart body they were uploaded in.
+        """
+        info = (await self._platform.function(name)).info
+        wanted = request.args.get(b"version", [b""])[0].decode("ascii", "replace")
+        version = find_version(info, wanted) if wanted else info.version_named(info.latest)
+        modules = await self._platform.modules(version.id)
+        boundary = uuid.uuid4().hex
+        parts = []
+        for module in modules:
+            quoted = module.name.replace("\\", "\\\\").replace('"', "%22")
+            parts += [
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"{quoted}\";"
+                f" filename=\"{quoted}\"\r\nContent-Type: {CONTENT_TYPES[module.kind]}\r\n\r\n".encode(),
+                module.content,
+                b"\r\n",
+            ]
+        parts.append(f"--{boundary}--\r\n".encode())
+        request.setHeader(b"content-type", f"multipart/form-data; boundary={boundary}".encode())
+        request.setHeader(b"cf-entrypoint", modules[0].name.encode("utf-8"))
+        return b"".join(parts)
+
+    async def _settings(self, name):
+        info = (await self._platform.function(name)).info
+        latest = info.version_named(info.latest) if info.latest else None
+        bindings = [public_binding(b) for b in latest.bindings] if latest else []
+        return {"bindings": bindings, "logpush": False, "tail_consumers": None}
+
+    @app.route(SCRIPT + "/settings", methods=["GET"])
+    @checked
+    async def settings(self, request, name):
+        return ok(request, await self._settings(name))
+
+    @app.route(SCRIPT + "/settings", methods=["PATCH"])
+    @checked
+    async def patch_settings(self, request, name):
+        """
+        Replace the deployed version's bindings (C{wrangler secret bulk}): entries with
+        only a name and a type keep what the version has; the new version is deployed.
+        """
+        fields, _ = multipart_parts(
+            body(request),
+            (request.getHeader(b"content-type") or b"").decode("latin-1"),
+            self._limits.max_body_bytes,
+        )
+        settings = parse_json_object(fields.get("settings", "").encode("utf-8"))
+        given, keep = parse_bindings(settings.get("bindings"), self._limits, allow_keep=True)
+
+        def change(current):
+            missing = [name for name in keep if name not in current]
+            if missing:
+                raise errors.InvalidBinding(
+                    f"inherit binding '{missing[0]}' is invalid: the deployed version has no"
+                    " such binding"
+                )
+            found = {name: current[name] for name in keep}
+            found.update((binding.name, binding) for binding in given)
+            return found
+
+        metadata = {"source": source(request), "triggered_by": "secret"}
+        await self._platform.change_bindings(name, change, metadata)
+        return ok(request, await self._settings(name))
+
+    @app.route(SCRIPT + "/script-settings", methods=["GET", "PATCH"])
+    @checked
+    async def script_settings(self, request, name):
+        await self._platform.function(name)
+        return ok(request, {"logpush": False, "tail_consumers": None, "observability": {"enabled": False}})
+
+    @app.route(SCRIPT + "/subdomain", methods=["GET", "POST"])
+    @checked
+    async def script_subdomain(self, request, name):
+        await self._platform.function(name)
+        return ok(request, {"enabled": True, "previews_enabled": True})
+
+    @app.route(SCRIPT + "/references", methods=["GET"])
+    @checked
+    async def references(self, request, name):
+        await self._platform.function(name)
+        return ok(
+            request,
+            {
+                "services": {"incoming": [], "outgoing": [], "pages_function": False},
+                "durable_objects": [],
+                "dispatch_outbounds": [],
+            },
+        )
