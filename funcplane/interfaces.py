@@ -132,10 +132,33 @@ class ITailSink(Interface):
         """
 
 
+class ITailSocket(Interface):
+    """
+    The connection one live tail's events go out on: a WebSocket on the admin side
+    (L{funcplane.admin.cloudflare.tails.TailSocket}), which L{funcplane.observe.tails.Tails}
+    writes to without knowing it.  The socket tells the tails when it connects
+    (C{Tails.attached}) and when it ends (C{Tails.detached}).
+    """
+
+    paused = Attribute("Whether the client reads too slowly: events are dropped meanwhile.")
+
+    def send_text(text):
+        """
+        Send one event (a JSON text).
+        """
+
+    def close(code, reason):
+        """
+        End the connection with WebSocket close code C{code} (RFC 6455 7.4.1) and
+        C{reason}.
+        """
+
+
 class IStore(Interface):
     """
-    Persistent state: functions, versions, aliases and the latest pointer.  Every method
-    returns a Deferred.
+    Persistent state: functions, versions, aliases, deployments and the latest pointer.
+    Every method but L{close} returns a Deferred.  It stores and reads; the rules of what
+    may change and what follows from a change are the platform's.
     """
 
     def open():
@@ -185,6 +208,12 @@ class IStore(Interface):
         The L{funcplane.model.DeploymentInfo}s of C{function}, newest first.
         """
 
+    def current_deployment(function):
+        """
+        The L{funcplane.model.DeploymentInfo} serving C{function}'s own host now: its newest
+        deployment that still has a version, or L{None}.
+        """
+
     def set_latest(function, version, created_at, deployment_id, metadata):
         """
         Make version C{version} (a name) the whole deployment of C{function}; return the
@@ -193,20 +222,26 @@ class IStore(Interface):
 
     def set_alias(function, alias, version):
         """
-        Point C{alias} at C{version}; return the version's id.
+        Point C{alias} at C{version} (a name); return the function's routes.
         """
 
     def delete_alias(function, alias):
         """
-        Remove an alias.
+        Remove an alias; return the function's routes.
         """
 
-    def delete_version(function, version, force, created_at, deployment_id):
+    def delete_version(seen, current, version_id, latest, replacement=None):
         """
-        Remove a version; unless C{force}, refuse with L{funcplane.errors.Conflict} while it
-        serves the function's own host or an alias points to it.  When the deployment is
-        left with no version, the newest remaining one takes it (C{deployment_id}).  Return
-        its id and the function's routes.
+        In one transaction: remove version C{version_id} with the aliases that point to it,
+        record C{replacement} (a L{funcplane.model.DeploymentInfo}, or L{None}) as the
+        function's newest deployment, and make C{latest} (a version id, or L{None}) its
+        latest version.  Return the function's L{funcplane.model.FunctionRoutes}.
+
+        Whether to delete and what serves afterwards is the caller's decision, made on what
+        it read: C{seen}, the function's L{funcplane.model.FunctionInfo} (L{function}), and
+        C{current}, its L{current_deployment}.  The store writes only if both still are
+        what it holds; otherwise it writes nothing and fails with
+        L{funcplane.errors.Conflict}: read again and retry.
         """
 
     def delete_function(function):

@@ -6,7 +6,7 @@ source of truth), the route table and the running children in step.
 import uuid
 
 import attrs
-from twisted.internet.defer import Deferred, DeferredSemaphore, gatherResults
+from twisted.internet.defer import CancelledError, Deferred, DeferredList
 from twisted.logger import Logger
 
 from funcplane.errors import (
@@ -17,7 +17,7 @@ from funcplane.errors import (
     NoSuchVersion,
     NotDeployed,
 )
-from funcplane.model import Deployment, VersionSpec
+from funcplane.model import Deployment, DeploymentInfo, VersionSpec
 from funcplane.names import generate_version_name
 
 GENERATED_NAME_ATTEMPTS = 5
@@ -94,9 +94,13 @@ class Platform:
         """
         Start every function's latest version, a few at a time and only while the running
         budget has room; the rest start on their first request.  Failures are logged.
+
+        Cancelling the Deferred (funcplane is stopping) starts nothing more; a start
+        already asked of the supervisor goes on there, and the supervisor stops it when it
+        stops.
         """
         latest = [(r.function, r.latest) for r in all_routes if r.latest is not None]
-        gate = DeferredSemaphore(concurrency)
+        queue = iter(latest)
         started = []
 
         async def start(function, version_id):
@@ -104,6 +108,8 @@ class Platform:
                 return
             try:
                 await self._supervisor.ensure_running(version_id)
+            except CancelledError:
+                raise
             except AtCapacity:
                 return
             except Exception:
@@ -113,9 +119,16 @@ class Platform:
                 return
             started.append(function)
 
-        await gatherResults(
-            [gate.run(lambda f=f, v=v: Deferred.fromCoroutine(start(f, v))) for f, v in latest]
-        )
+        async def work():
+            # Each worker takes the next version once its last one has started.
+            for function, version_id in queue:
+                await start(function, version_id)
+
+        workers = [Deferred.fromCoroutine(work()) for _ in range(concurrency)]
+        for succeeded, result in await DeferredList(workers, consumeErrors=True):
+            if not succeeded:
+                # Cancelled: the workers stopped taking versions, and so does this.
+                result.raiseException()
         if len(started) < len(latest):
             self.log.info(
                 "started the latest version of {started} of {count} functions; the others"
@@ -337,12 +350,62 @@ class Platform:
     async def delete_version(self, function, version, force=False):
         """
         Delete C{version}: its hosts answer 404 and its process stops.
+
+        A version in use (the latest, serving part of the function's traffic, or the target
+        of an alias) is refused unless C{force}; forced, its aliases go with it.  If it
+        served the function's own host, the rest of that deployment serves on; if nothing
+        is left of it, the newest remaining version takes the whole deployment; if no
+        version is left, nothing serves the function's host.
+
+        The decision is made on what was read from the store, and the store writes it only
+        if that still holds, so a change made meanwhile cannot slip past these rules.
+
+        @raise Conflict: the version is in use; or the function changed between the read
+            and the write, and nothing was deleted (try again).
         """
-        version_id, routes = await self._store.delete_version(
-            function, version, force, self._clock.seconds(), self._new_deployment_id()
-        )
+        info = await self._store.function(function)
+        target = info.version_named(version)
+        if target is None:
+            raise NoSuchVersion(f"function {function} has no version {version}")
+        current = await self._store.current_deployment(function)
+        latest = info.version_named(info.latest).id if info.latest is not None else None
+        serving = current is not None and target.id in dict(current.versions)
+        uses = [f"alias {a} points to it" for a, name in info.aliases if name == target.name]
+        if target.id == latest:
+            uses.insert(0, "it is the latest version")
+        elif serving:
+            uses.insert(0, "it serves part of the function's traffic")
+        if uses and not force:
+            raise Conflict(
+                f"version {version} of {function} is in use ({', '.join(uses)});"
+                " roll back or move the aliases first, or delete with ?force=true"
+            )
+        replacement = None
+        if serving or target.id == latest:
+            latest, replacement = self._successor(info, target, current)
+        routes = await self._store.delete_version(info, current, target.id, latest, replacement)
         self._routes.replace(routes)
-        await self._forget(version_id)
+        await self._forget(target.id)
+
+    def _successor(self, info, target, current):
+        """
+        What serves the function's own host once C{target}, which served it, is gone: the
+        new latest version's id (or L{None}), and the deployment to record for it (or
+        L{None} when the rest of C{current} serves on, or when nothing is left).
+        """
+        rest = [share for share in current.versions if share[0] != target.id] if current else []
+        if rest:
+            return max(rest, key=lambda share: share[1])[0], None
+        remaining = [v for v in info.versions if v.id != target.id]
+        if not remaining:
+            return None, None
+        newest = remaining[-1].id
+        return newest, DeploymentInfo(
+            id=self._new_deployment_id(),
+            created_at=self._clock.seconds(),
+            versions=((newest, 100),),
+            metadata={"source": "api", "triggered_by": "delete"},
+        )
 
     async def _forget(self, version_id):
         await self._supervisor.forget(version_id)

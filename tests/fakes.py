@@ -16,7 +16,8 @@ from zope.interface.verify import verifyClass
 from funcplane.interfaces import IChild, IRuntimeLauncher, ISupervisor, ITailSink
 from funcplane.model import Deployment, VersionSpec, script_modules, text_bindings
 from funcplane.runtime.process import CONFIG_FD, _Observers
-from funcplane.store.sqlite import SQLiteStore, connected
+from funcplane.store.database import connected
+from funcplane.store.sqlite import SQLiteStore
 
 TOKEN = "test-token"
 AUTH = {b"Authorization": [b"Bearer " + TOKEN.encode()]}
@@ -115,12 +116,15 @@ class InlinePool:
     """
     Stands in for C{adbapi.ConnectionPool}: runs each interaction at once, on the calling
     thread, against an in-memory database (or the file C{path}), so store tests need no
-    threads and no reactor.
+    threads and no reactor.  C{statements} is every SQL statement run, in order, so a test
+    can count the queries a read costs.
     """
 
     def __init__(self, path=None, reactor=None):
         self._connection = dbapi2.connect(path or ":memory:")
         connected(self._connection)
+        self.statements = []
+        self._connection.set_trace_callback(self.statements.append)
         self.closed = False
 
     def runInteraction(self, interaction, *args, **kwargs):

@@ -3,9 +3,10 @@ The supervisor owns every workerd child.
 
 It starts a version when it is deployed or first requested (once, however many requests
 wait), counts the requests each version has in flight, suspends versions that sat idle
-(a LoopingCall reaper on the injected clock) or that must make room under the running
-budget, restarts crashed versions with a jittered exponential backoff, kills children that
-stop answering, and stops them all on shutdown.
+(its L{funcplane.runtime.reaper.Reaper}) or that must make room under the running budget,
+restarts crashed versions with a jittered exponential backoff, kills children that stop
+answering, and stops them all on shutdown.  The states and settings it works with are in
+L{funcplane.runtime.lifecycle}.
 
 A child that is being suspended or stopped is taken out of service before it is signalled:
 a request that arrives meanwhile starts a new child on a socket of its own, and the old one
@@ -15,90 +16,27 @@ finishes what it was doing.
 import random
 import signal
 
-import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, DeferredList, fail, succeed
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, StartFailed
 from funcplane.interfaces import ISupervisor
+from funcplane.runtime.lifecycle import (
+    CRASHED,
+    FROZEN,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    SUSPENDED,
+    Lifecycle,
+    Runtime,
+    VersionRecord,
+)
+from funcplane.runtime.reaper import Reaper
 from funcplane.runtime.watchdog import SpinWatch
-
-RUNNING = "running"
-FROZEN = "frozen"
-STARTING = "starting"
-SUSPENDED = "suspended"
-CRASHED = "crashed"
-STOPPED = "stopped"
-
-
-@attrs.frozen
-class Lifecycle:
-    """
-    How the supervisor treats children; every duration in seconds.
-
-    @ivar idle_timeout: a version that served nothing for this long is suspended.
-    @ivar freeze_after: a version that served nothing for this long is frozen (SIGSTOP:
-        it keeps its memory, uses no CPU, and its next request thaws it at once), until the
-        idle timeout suspends it (L{None}: never frozen).
-    @ivar scale_to_zero: suspend warm versions (a function's latest) too.
-    @ivar max_running: the most children alive at once (L{None}: no limit).
-    @ivar grace: between SIGTERM and SIGKILL.
-    @ivar stable: a child that lived this long before it crashed starts a new backoff.
-    @ivar backoff_initial: the wait before the second restart in a row.
-    @ivar backoff_max: the longest wait between restarts.
-    """
-
-    idle_timeout: float = 300.0
-    freeze_after: float | None = None
-    scale_to_zero: bool = False
-    max_running: int | None = None
-    grace: float = 10.0
-    stable: float = 10.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
-
-    @property
-    def reap_interval(self):
-        shortest = min(self.idle_timeout, self.freeze_after or self.idle_timeout)
-        return max(0.05, min(shortest / 4, 5.0))
-
-
-@attrs.frozen
-class Runtime:
-    """
-    What the supervisor knows of one version right now.
-    """
-
-    state: str
-    pid: int | None
-    last_request: float | None
-    restarts: int
-
-
-@attrs.define(eq=False)
-class _Version:
-    """
-    One version's children and history.
-    """
-
-    id: str
-    child: object = None
-    waiters: list | None = None
-    state: str = STOPPED
-    in_flight: int = 0
-    last_used: float | None = None
-    last_request: float | None = None
-    restarts: int = 0
-    crashes: int = 0
-    ready_at: float = 0.0
-    retry_at: float = 0.0
-    crash_reason: str = ""
-    restart_call: object = None
-    checking: bool = False
 
 
 class _Lease:
@@ -153,15 +91,21 @@ class Supervisor(Service):
         self._watch = watch or SpinWatch(clock)
         self._jitter = jitter
         self._versions = {}
+        self._stopping = False
         # Children taken out of service and signalled, until they exit: child -> why.
         self._leaving = {}
-        self._reaper = LoopingCall(self.reap)
-        self._reaper.clock = clock
+        self._reaper = Reaper(
+            clock,
+            lifecycle,
+            lambda: self._versions.values(),
+            self._warm,
+            lambda version, why: self._take_out(version, SUSPENDED, why),
+        )
 
     def _version(self, version_id):
         version = self._versions.get(version_id)
         if version is None:
-            version = self._versions[version_id] = _Version(version_id)
+            version = self._versions[version_id] = VersionRecord(version_id)
         return version
 
     # What is known.
@@ -186,7 +130,7 @@ class Supervisor(Service):
         """
         The L{Runtime} of C{version_id}.
         """
-        version = self._versions.get(version_id) or _Version(version_id)
+        version = self._versions.get(version_id) or VersionRecord(version_id)
         return Runtime(
             state=version.state,
             pid=self.pid(version_id),
@@ -322,6 +266,10 @@ class Supervisor(Service):
         return self._take_out(victim, SUSPENDED, "to make room (--max-running)")
 
     def _launch(self, spec):
+        if self._stopping:
+            # A start that was waiting (for its spec, or for room) when funcplane began
+            # to stop spawns nothing: stopService has already asked every child to go.
+            raise StartFailed("funcplane is stopping", reason="Stopping")
         child = self._launcher.launch(spec)
         self.log.info(
             "starting {function}:{version} (pid {pid})",
@@ -460,34 +408,10 @@ class Supervisor(Service):
 
     def reap(self):
         """
-        Suspend every running or frozen version that has served nothing for the idle
-        timeout and has no request in flight, and freeze those idle for C{freeze_after}
-        (warm versions neither, unless scale-to-zero).
+        Suspend and freeze the versions that sat idle, now (the reaper does it every
+        C{reap_interval} while the service runs).
         """
-        now = self._clock.seconds()
-        timeout = self._lifecycle.idle_timeout
-        freeze_after = self._lifecycle.freeze_after
-        for version in list(self._versions.values()):
-            if (
-                version.state not in (RUNNING, FROZEN)
-                or version.in_flight
-                or self._warm(version.id)
-            ):
-                continue
-            idle = now - (version.last_used or 0.0)
-            if idle >= timeout:
-                self._take_out(version, SUSPENDED, "due to inactivity")
-            elif freeze_after is not None and version.state == RUNNING and idle >= freeze_after:
-                self._freeze(version)
-
-    def _freeze(self, version):
-        version.child.signal(signal.SIGSTOP)
-        version.state = FROZEN
-        self.log.info(
-            "froze {function}:{version} due to inactivity; its next request thaws it",
-            function=version.child.spec.function,
-            version=version.child.spec.version,
-        )
+        self._reaper.reap()
 
     def _thaw(self, version):
         version.child.signal(signal.SIGCONT)
@@ -547,14 +471,15 @@ class Supervisor(Service):
 
     def startService(self):
         super().startService()
-        self._reaper.start(self._lifecycle.reap_interval, now=False)
+        self._stopping = False
+        self._reaper.start()
 
     def stopService(self):
         """
         Stop every child; fires once they have all exited.
         """
         super().stopService()
-        if self._reaper.running:
-            self._reaper.stop()
+        self._stopping = True
+        self._reaper.stop()
         stops = [self.stop(version_id) for version_id in list(self._versions)]
         return DeferredList(stops, consumeErrors=True)

@@ -1,15 +1,22 @@
+"""
+The supervisor (L{funcplane.runtime.supervisor}) and its reaper
+(L{funcplane.runtime.reaper}), driven by a Clock and fake children.
+"""
+
 import os
 import signal
 import tempfile
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessTerminated
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
+from zope.interface.verify import verifyObject
 
 from funcplane.errors import AtCapacity, StartFailed
-from funcplane.runtime.supervisor import (
+from funcplane.interfaces import ISupervisor
+from funcplane.runtime.lifecycle import (
     CRASHED,
     FROZEN,
     RUNNING,
@@ -18,8 +25,9 @@ from funcplane.runtime.supervisor import (
     SUSPENDED,
     Lifecycle,
     Runtime,
-    Supervisor,
 )
+from funcplane.runtime.reaper import Reaper
+from funcplane.runtime.supervisor import Supervisor
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.process import CONTROL_FD, WorkerdLauncher
@@ -29,6 +37,11 @@ from tests.runtime.test_config import SCHEMA
 
 
 class SupervisorCase(SynchronousTestCase):
+    """
+    A supervisor on a Clock, with a fake launcher and a watchdog reading made-up CPU
+    times; the base of the test classes below.
+    """
+
     lifecycle = Lifecycle(grace=7)
 
     def setUp(self):
@@ -74,6 +87,12 @@ class SupervisorCase(SynchronousTestCase):
 
 
 class SupervisorTests(SupervisorCase):
+    def test_interface(self):
+        """
+        The supervisor provides ISupervisor, the seam the edge and the platform use.
+        """
+        verifyObject(ISupervisor, self.supervisor)
+
     def test_single_flight(self):
         """
         Requests arriving while a version starts share one start, and all get its socket
@@ -207,6 +226,22 @@ class SupervisorTests(SupervisorCase):
         second.exit()
         self.successResultOf(d)
 
+    def test_nothing_spawned_once_stopping(self):
+        """
+        A start still waiting for its spec when the service stops spawns nothing: it fails
+        with StartFailed saying funcplane is stopping, and the stop does not wait for it.
+        """
+        held = Deferred()
+        self.load = lambda version_id: held
+        self.supervisor = self.make()
+        self.supervisor.startService()
+        waiting = self.supervisor.ensure_running("late")
+        stopped = self.supervisor.stopService()
+        held.callback(spec(version_id="late"))
+        self.assertEqual(self.launcher.launched, [])
+        self.assertEqual(str(self.failureResultOf(waiting, StartFailed).value), "funcplane is stopping")
+        self.successResultOf(stopped)
+
     def test_synchronous_start(self):
         """
         A start that completes at once (the spec at hand, the child ready immediately)
@@ -227,6 +262,9 @@ class IdleTests(SupervisorCase):
         self.addCleanup(self.supervisor.stopService)
 
     def test_interval(self):
+        """
+        The reaper looks every quarter of the idle timeout, at most every 5 seconds.
+        """
         self.assertEqual(Lifecycle(idle_timeout=60).reap_interval, 5.0)
         self.assertEqual(Lifecycle(idle_timeout=2).reap_interval, 0.5)
 
@@ -264,12 +302,18 @@ class IdleTests(SupervisorCase):
         self.assertEqual(self.supervisor.state("a"), SUSPENDED)
 
     def test_latest_stays_warm(self):
+        """
+        A warm version (a function's latest) is never suspended, however long it is idle.
+        """
         self.warm.add("a")
         self.serve("a")
         self.clock.advance(600)
         self.assertEqual(self.supervisor.state("a"), RUNNING)
 
     def test_scale_to_zero(self):
+        """
+        With scale-to-zero a warm version is suspended at the idle timeout like any other.
+        """
         self.warm.add("a")
         self.supervisor = self.make(idle_timeout=60, scale_to_zero=True)
         self.supervisor.startService()
@@ -316,6 +360,9 @@ class FreezeTests(SupervisorCase):
         self.addCleanup(self.supervisor.stopService)
 
     def test_interval(self):
+        """
+        With freezing, the reaper looks every quarter of freeze_after, the shorter wait.
+        """
         self.assertEqual(self.lifecycle.reap_interval, 2.5)
 
     def test_frozen_then_thawed(self):
@@ -384,6 +431,10 @@ class BudgetTests(SupervisorCase):
     lifecycle = Lifecycle(grace=7, max_running=2)
 
     def test_least_recently_used_idle_makes_room(self):
+        """
+        At max_running, starting another version suspends the idle one used least
+        recently; the others are not signalled.
+        """
         a = self.serve("a")
         self.clock.advance(1)
         self.serve("b")
@@ -412,6 +463,10 @@ class BudgetTests(SupervisorCase):
         self.assertEqual(self.successResultOf(d), "/run/c.sock")
 
     def test_warm_kept_over_older(self):
+        """
+        To make room, an idle version that is not warm is suspended before a warm one,
+        even one used less recently.
+        """
         self.warm.add("a")
         self.serve("a")
         self.clock.advance(1)
@@ -474,6 +529,10 @@ class CrashTests(SupervisorCase):
         self.assertEqual(self.supervisor.runtime("a").restarts, 5)
 
     def test_stable_run_resets_backoff(self):
+        """
+        A warm version that ran for the stable period before it crashed again restarts at
+        once: its backoff starts over.
+        """
         self.warm.add("a")
         self.serve("a")
         self.crash()
@@ -511,6 +570,106 @@ class CrashTests(SupervisorCase):
         lease.release()
         self.assertEqual(self.supervisor.state("a"), CRASHED)
         self.assertEqual(len(self.launcher.launched), 2)
+
+
+class ReaperTests(SupervisorCase):
+    """
+    A reaper tick that meets a failing version logs it with the version and goes on; the
+    loop keeps running, and if it ends anyway the end is logged.
+    """
+
+    lifecycle = Lifecycle(grace=7, idle_timeout=60, freeze_after=10)
+
+    def setUp(self):
+        super().setUp()
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+
+    def failures(self, events):
+        return [
+            (e["version_id"], e["function"], e["version"], str(e["log_failure"].value))
+            for e in events
+            if "log_failure" in e
+        ]
+
+    def test_signal_raising(self):
+        """
+        A child whose signal raises is logged with its version when the reaper tries to
+        freeze it, the next version is still frozen, and the loop goes on: both are
+        suspended at the idle timeout.
+        """
+        a = self.serve("a")
+        b = self.serve("b")
+
+        def broken(signum):
+            raise OSError("signal failed")
+
+        a.signal = broken
+        with capturedLogs() as events:
+            self.clock.advance(10)
+        self.assertEqual(self.failures(events), [("a", "hello", "v1", "signal failed")])
+        self.assertEqual(
+            [e["log_format"] for e in events if "log_failure" in e],
+            ["could not reap {function}:{version} ({version_id}); the others are reaped on"],
+        )
+        self.assertEqual((self.supervisor.state("a"), self.supervisor.state("b")), (RUNNING, FROZEN))
+        self.assertEqual(b.signals, [signal.SIGSTOP])
+        self.clock.pump([2.5] * 20)
+        self.assertEqual((self.supervisor.state("a"), self.supervisor.state("b")), (SUSPENDED, SUSPENDED))
+        self.assertEqual((a.grace, b.signals), (7, [signal.SIGSTOP, signal.SIGTERM]))
+        # Each tick from 10 s to 57.5 s tried to freeze a again, and said so.
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 20)
+
+    def test_take_out_failing(self):
+        """
+        A suspension that fails, at once or later, is logged with its version; versions
+        that fall idle later are still suspended.
+        """
+        self.supervisor = self.make(idle_timeout=60)
+        self.supervisor.startService()
+        self.addCleanup(self.supervisor.stopService)
+        a = self.serve("a")
+        b = self.serve("b")
+
+        def raising(grace):
+            raise RuntimeError("stop raised")
+
+        a.stop = raising
+        b.stop = lambda grace: fail(RuntimeError("stop failed"))
+        self.clock.advance(55)
+        c = self.serve("c")
+        with capturedLogs() as events:
+            self.clock.advance(5)
+        self.assertEqual(
+            self.failures(events),
+            [("a", "hello", "v1", "stop raised"), ("b", "hello", "v1", "stop failed")],
+        )
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 2)
+        self.assertEqual(self.supervisor.state("c"), RUNNING)
+        self.clock.advance(55)
+        self.assertEqual(self.supervisor.state("c"), SUSPENDED)
+        self.assertEqual(c.signals, [signal.SIGTERM])
+
+    def test_loop_end_logged(self):
+        """
+        Should a tick fail outside any one version, the LoopingCall stops and its end is
+        logged with the error, rather than lost in an unhandled Deferred.
+        """
+
+        def versions():
+            raise RuntimeError("no versions")
+
+        reaper = Reaper(self.clock, Lifecycle(idle_timeout=60), versions, lambda v: False, None)
+        reaper.start()
+        with capturedLogs() as events:
+            self.clock.advance(15)
+        [event] = events
+        self.assertEqual(
+            event["log_format"],
+            "the reaper stopped: idle versions are no longer frozen or suspended",
+        )
+        self.assertEqual(str(event["log_failure"].value), "no versions")
+        self.assertEqual(len(self.flushLoggedErrors(RuntimeError)), 1)
 
 
 class WedgeTests(SupervisorCase):

@@ -10,14 +10,30 @@ from zope.interface.verify import verifyObject
 
 from funcplane.errors import Conflict, NoSuchAlias, NoSuchFunction, NoSuchVersion
 from funcplane.interfaces import IStore
-from funcplane.model import PLAIN_TEXT, SCRIPT, SECRET_TEXT, Binding, FunctionRoutes, Module
-from funcplane.store.sqlite import SQLiteStore, migrations
+from funcplane.model import (
+    PLAIN_TEXT,
+    SCRIPT,
+    SECRET_TEXT,
+    Binding,
+    DeploymentInfo,
+    FunctionRoutes,
+    Module,
+)
+from funcplane.store.database import migrations
+from funcplane.store.sqlite import SQLiteStore
 from tests.fakes import InlinePool, deployment, memory_store, spec_for
 
 
 class StoreTests(SynchronousTestCase):
+    """
+    The store's reads and writes on an in-memory database.  The rules of deleting a version
+    are the platform's, and are tested there (L{tests.test_platform}).
+    """
+
     def setUp(self):
-        self.store = memory_store(self)
+        self.pool = InlinePool()
+        self.store = SQLiteStore(":memory:", None, pool_factory=lambda path, reactor: self.pool)
+        self.successResultOf(self.store.open())
 
     def publish(self, version, alias=None, function="hello", at=1.0, **kwargs):
         d = deployment(function, version, alias, **kwargs)
@@ -63,8 +79,23 @@ class StoreTests(SynchronousTestCase):
     def set_latest(self, version, function="hello"):
         return self.store.set_latest(function, version, 9.0, "d-latest", {"source": "api"})
 
-    def delete_version(self, version, force):
-        return self.store.delete_version("hello", version, force, 9.0, "d-after")
+    def seen(self, function="hello"):
+        """
+        What a caller of C{delete_version} reads first: the function and its current
+        deployment.
+        """
+        return (
+            self.successResultOf(self.store.function(function)),
+            self.successResultOf(self.store.current_deployment(function)),
+        )
+
+    def selects(self, read):
+        """
+        How many SELECT statements C{read()} runs, and its result.
+        """
+        del self.pool.statements[:]
+        result = self.successResultOf(read())
+        return sum(1 for sql in self.pool.statements if sql.lstrip().upper().startswith("SELECT")), result
 
     def assertConflict(self, d, text):
         failure = self.failureResultOf(d, Conflict)
@@ -103,26 +134,114 @@ class StoreTests(SynchronousTestCase):
         self.assertEqual(self.successResultOf(self.store.delete_alias("hello", "PROD")).aliases, {})
         self.failureResultOf(self.store.delete_alias("hello", "prod"), NoSuchAlias)
 
-    def test_delete_version_in_use(self):
+    def test_delete_version_writes_what_it_is_told(self):
         """
-        A version that is latest or aliased is kept unless forced; forced, its alias goes
-        and latest falls back to the newest remaining version.
+        delete_version removes the version with its aliases, records the replacement
+        deployment it is given and points latest where it is told, in one transaction, and
+        returns the function's routes.
         """
         self.publish("v1", at=1)
         self.publish("v2", alias="test", at=2)
-        self.assertConflict(self.delete_version("v2", False), "it is the latest version, alias test points to it")
-        version_id, routes = self.successResultOf(self.delete_version("v2", True))
-        self.assertEqual(version_id, "id-v2")
+        info, current = self.seen()
+        replacement = DeploymentInfo("d-after", 9.0, (("id-v1", 100),), {"triggered_by": "delete"})
+        routes = self.successResultOf(
+            self.store.delete_version(info, current, "id-v2", "id-v1", replacement)
+        )
         self.assertEqual(routes, FunctionRoutes("hello", "id-v1", {"v1": "id-v1"}, {}))
+        [newest] = self.successResultOf(self.store.deployments("hello"))[:1]
+        self.assertEqual((newest, newest.metadata), (replacement, {"triggered_by": "delete"}))
+        info, current = self.seen()
+        self.assertEqual((info.latest, [v.name for v in info.versions], info.aliases), ("v1", ["v1"], ()))
+        self.assertEqual(current, replacement)
+        routes = self.successResultOf(self.store.delete_version(info, current, "id-v1", None))
+        self.assertEqual(routes, FunctionRoutes("hello", None, {}, {}))
+        self.assertIsNone(self.successResultOf(self.store.current_deployment("hello")))
 
-    def test_delete_unused_version(self):
+    def test_delete_version_refuses_what_changed(self):
         """
-        A version nothing points to is deleted without force.
+        delete_version writes nothing and fails with a Conflict asking to try again when
+        the function is no longer what the caller read: a version or alias added, or a
+        different current deployment.
         """
-        self.publish("v1")
-        self.publish("v2")
-        _, routes = self.successResultOf(self.delete_version("v1", False))
-        self.assertEqual(routes.versions, {"v2": "id-v2"})
+        self.publish("v1", at=1)
+        self.publish("v2", at=2)
+        changes = [
+            lambda: self.publish("v3", at=3, deploy=False),
+            lambda: self.store.set_alias("hello", "test", "v1"),
+            lambda: self.store.deploy("hello", [("id-v1", 50), ("id-v2", 50)], 4.0, "d-split", {}),
+        ]
+        for change in changes:
+            info, current = self.seen()
+            self.successResultOf(change())
+            routes = self.successResultOf(self.store.routes())
+            self.assertConflict(
+                self.store.delete_version(info, current, "id-v1", info.versions[-1].id),
+                "function hello changed while version v1 was being deleted;"
+                " nothing was deleted, try again",
+            )
+            self.assertEqual(self.successResultOf(self.store.routes()), routes)
+        self.failureResultOf(
+            self.store.delete_version(attrs.evolve(info, name="nope"), current, "id-v1", None),
+            NoSuchFunction,
+        )
+
+    def test_current_deployment(self):
+        """
+        The current deployment is the newest that still has a version: one emptied by
+        deletes is passed over, and a function that was only uploaded has none.
+        """
+        self.publish("v1", at=1)
+        self.publish("v2", at=2)
+        self.assertEqual(
+            self.successResultOf(self.store.current_deployment("Hello")),
+            DeploymentInfo("d-v2", 2.0, (("id-v2", 100),)),
+        )
+        info, current = self.seen()
+        self.successResultOf(self.store.delete_version(info, current, "id-v2", "id-v1"))
+        self.assertEqual(
+            self.successResultOf(self.store.current_deployment("hello")),
+            DeploymentInfo("d-v1", 1.0, (("id-v1", 100),)),
+        )
+        self.assertEqual(self.successResultOf(self.store.deployments("hello"))[0].versions, ())
+        self.publish("x1", function="other", deploy=False)
+        self.assertIsNone(self.successResultOf(self.store.current_deployment("other")))
+        self.failureResultOf(self.store.current_deployment("nope"), NoSuchFunction)
+
+    def test_reads_cost_fixed_queries(self):
+        """
+        Reading a function's deployment history costs two queries however long it is (the
+        function, then its deployments with their shares); every function's routes (by
+        name) cost four and every function's info three, however many functions there are.
+        """
+        for i in range(1, 6):
+            self.publish(f"v{i}", at=i)
+        self.successResultOf(
+            self.store.deploy("hello", [("id-v1", 30), ("id-v2", 70)], 6.0, "d-split", {})
+        )
+        for name in ("a", "b", "c"):
+            self.publish(f"{name}1", function=name, alias="test")
+        count, history = self.selects(lambda: self.store.deployments("hello"))
+        self.assertEqual(count, 2)
+        self.assertEqual(
+            [(d.id, d.versions) for d in history],
+            [("d-split", (("id-v2", 70), ("id-v1", 30)))]
+            + [(f"d-v{i}", ((f"id-v{i}", 100),)) for i in range(5, 0, -1)],
+        )
+        count, routes = self.selects(self.store.routes)
+        self.assertEqual(count, 4)
+        self.assertEqual(
+            [(r.function, r.latest, r.split, sorted(r.versions), r.aliases) for r in routes],
+            [(n, f"id-{n}1", (), [f"{n}1"], {"test": f"id-{n}1"}) for n in ("a", "b", "c")]
+            + [("hello", "id-v2", (("id-v2", 70), ("id-v1", 30)), ["v1", "v2", "v3", "v4", "v5"], {})],
+        )
+        count, infos = self.selects(self.store.functions)
+        self.assertEqual(count, 3)
+        self.assertEqual(
+            [(f.name, f.latest, len(f.versions), f.aliases) for f in infos],
+            [(n, f"{n}1", 1, (("test", f"{n}1"),)) for n in ("a", "b", "c")]
+            + [("hello", "v2", 5, ())],
+        )
+        self.assertEqual(self.selects(lambda: self.store.function("hello"))[0], 3)
 
     def test_delete_function(self):
         """
@@ -139,9 +258,8 @@ class StoreTests(SynchronousTestCase):
     def test_split_deployment(self):
         """
         A deployment over several versions becomes the function's split, newest first in
-        its history, with the largest share as latest; deleting one member (forced) leaves
-        the others serving, and deleting the last makes the newest remaining version take
-        the whole deployment.
+        its history, with the largest share as latest; it names existing versions only.
+        (What deleting a member leaves serving: L{tests.test_platform}.)
         """
         self.publish("v1", at=1)
         self.publish("v2", at=2)
@@ -160,12 +278,6 @@ class StoreTests(SynchronousTestCase):
             ],
         )
         self.failureResultOf(self.store.deploy("hello", [("id-v9", 100)], 5.0, "d-x", {}), NoSuchVersion)
-        self.assertConflict(self.delete_version("v1", False), "serves part of the function's traffic")
-        _, routes = self.successResultOf(self.delete_version("v3", True))
-        self.assertEqual((routes.latest, routes.split), ("id-v1", ()))
-        _, routes = self.successResultOf(self.delete_version("v1", True))
-        self.assertEqual((routes.latest, routes.split), ("id-v2", ()))
-        self.assertEqual(self.successResultOf(self.store.deployments("hello"))[0].id, "d-after")
 
     def test_upload_only(self):
         """
@@ -207,6 +319,10 @@ class StoreTests(SynchronousTestCase):
 
 
 class MigrationTests(SynchronousTestCase):
+    """
+    Databases written by older schemas are brought up to date without losing anything.
+    """
+
     def test_from_first_schema(self):
         """
         A database written by the first schema keeps everything: each version's code
