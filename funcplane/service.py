@@ -1,45 +1,37 @@
 """
-The funcplane service: assembles the store, runtime, route table, proxy and admin API when
-it starts, and takes them down in order when it stops.
+The funcplane service: the whole tree of named parts, built up front in the order they
+start, and the parts that are not services of their own.
 """
 
-import fcntl
 import os
 
 import attrs
-from twisted.application.service import MultiService
-from twisted.internet.defer import Deferred
+from twisted.application.service import Service
+from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
+from twisted.python.failure import Failure
+from zope.interface import implementer
 
 from funcplane.admin.api import AdminAPI
-from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.auth import TokenChecker, TokenSource
+from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.parse import Limits
-from funcplane.platform import Platform
-from funcplane.edge.listener import ProxyFactory, ProxyLimits
-from funcplane.routing import RouteTable
-from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
-from funcplane.runtime.egress import EgressPolicy
-from funcplane.runtime.limits import ChildLimits, detect
-from funcplane.observe.logbook import LogBook
-from funcplane.runtime.process import (
-    WorkerdLauncher,
-    child_user,
-    clean_run_dir,
-    find_env,
-    find_setpriv,
-    make_children_directory,
-)
-from funcplane.runtime.supervisor import Lifecycle, Supervisor
 from funcplane.admin.site import admin_site
-from funcplane.store.sqlite import SQLiteStore
-from funcplane.observe.tails import Tails
+from funcplane.datadir import DataDirectory
+from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.edge.upstream import UpstreamPool
-
-DATABASE = "funcplane.sqlite3"
-RUN_DIR = "run"
-LOCK = "funcplane.lock"
+from funcplane.errors import Unauthorized
+from funcplane.observe.logbook import LogBook
+from funcplane.observe.tails import Tails
+from funcplane.ordered import OrderedMultiService
+from funcplane.platform import Platform
+from funcplane.routing import RouteTable
+from funcplane.runtime.lifecycle import Lifecycle
+from funcplane.runtime.host import ChildRuntime, RuntimeChoices
+from funcplane.runtime.limits import ChildLimits
+from funcplane.runtime.supervisor import Supervisor
+from funcplane.store.sqlite import SQLiteStore
 
 
 @attrs.frozen
@@ -68,48 +60,137 @@ class Settings:
     child_limits: ChildLimits = ChildLimits()
 
 
-class DataDirInUse(Exception):
+class Collaborator(Service):
     """
-    Another funcplane holds the data directory's lock.
+    A place in the tree for a collaborator that is not a service: C{start()} is called when
+    it starts and C{stop()} when it stops; either may return a Deferred, or be left out.
     """
 
+    def __init__(self, start=None, stop=None):
+        self._start = start
+        self._stop = stop
 
-def lock_data_dir(data_dir):
+    def startService(self):
+        super().startService()
+        if self._start is not None:
+            return maybeDeferred(self._start)
+
+    def stopService(self):
+        super().stopService()
+        if self._stop is not None:
+            return maybeDeferred(self._stop)
+
+
+class AdminToken(Service):
     """
-    Take the data directory's lock, so that two funcplanes never share one (each would
-    kill the other's children at start); returns the open lock file, held until closed.
+    Checks requests for the admin token, whose hash it decides when it starts (see
+    L{TokenSource}: from the environment, else the store, else a new token).  The admin
+    APIs are given it when the tree is built, before the hash exists; until it has
+    started, no request passes.
     """
-    path = os.path.join(data_dir, LOCK)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
-        raise DataDirInUse(
-            f"another funcplane (pid {holder}) is using {data_dir}; stop it or choose"
-            " another --data-dir"
-        )
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode("ascii"))
-    return fd
+
+    def __init__(self, source):
+        self._source = source
+        self._checker = None
+
+    def startService(self):
+        super().startService()
+        return Deferred.fromCoroutine(self._decide())
+
+    async def _decide(self):
+        self._checker = TokenChecker(await self._source.expected_hash())
+
+    def check(self, request):
+        """
+        Return nothing if C{request} carries the admin token, else raise L{Unauthorized}.
+        """
+        if self._checker is None:
+            raise Unauthorized("funcplane has not decided its admin token yet")
+        self._checker.check(request)
 
 
-def private_directory(path):
+class RouteLoader(Service):
     """
-    Create C{path} (and parents) if missing and make it readable by funcplane's user only.
+    Fills the route table from the store when it starts, then starts every function's
+    latest version in the background (the listener serves meanwhile, and a request for a
+    version not started yet starts it).  That work is its own: stopping cancels it, so
+    nothing new starts once funcplane stops; the supervisor, which stops after it, stops
+    what had started.
+
+    @param platform: the L{Platform}.
+    @ivar functions: how many functions were loaded.
     """
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    os.chmod(path, 0o700)
-    return path
+
+    log = Logger()
+
+    def __init__(self, platform):
+        self._platform = platform
+        self._boot = None
+        self.functions = 0
+
+    def startService(self):
+        super().startService()
+        return Deferred.fromCoroutine(self._load())
+
+    async def _load(self):
+        all_routes = await self._platform.load_routes()
+        self.functions = len(all_routes)
+        self._boot = Deferred.fromCoroutine(self._platform.start_latest(all_routes))
+        self._boot.addErrback(self._boot_failed)
+
+    def _boot_failed(self, failure):
+        if not failure.check(CancelledError):
+            self.log.failure("starting the latest versions failed", failure)
+
+    def stopService(self):
+        super().stopService()
+        boot, self._boot = self._boot, None
+        if boot is not None:
+            boot.cancel()
+            return boot
 
 
-class FuncplaneService(MultiService):
+class Listener(Service):
     """
-    The whole of funcplane as one service.
+    Listens on a strports description when it starts; stops listening when it stops (the
+    connections already open are left to finish).
 
-    @param reactor: the reactor (process, time and TCP/unix listening).
+    @ivar port: the C{IListeningPort} while it listens, else L{None}.
+    """
+
+    def __init__(self, reactor, description, factory):
+        self._reactor = reactor
+        self._description = description
+        self._factory = factory
+        self.port = None
+
+    def startService(self):
+        super().startService()
+        # Parsed here, not when the tree is built: an ssl: description reads its files.
+        endpoint = serverFromString(self._reactor, self._description)
+        return endpoint.listen(self._factory).addCallback(self._listening)
+
+    def _listening(self, port):
+        self.port = port
+
+    def stopService(self):
+        super().stopService()
+        port, self.port = self.port, None
+        if port is not None:
+            return port.stopListening()
+
+
+class FuncplaneService(OrderedMultiService):
+    """
+    The whole of funcplane: a tree of named parts, every one built here and none started
+    (nothing listens, spawns or opens a file until C{startService}).
+
+    @param reactor: the reactor (processes, time, threads and listening).
+    @param settings: the L{Settings}.
     @param environ: the environment the admin token may come from.
+    @ivar ready: fires with this service once every part has started, or fails with why
+        one could not (once those that had are stopped).  twistd drops the Deferred
+        C{startService} returns, so a failed start is reported through this one.
     """
 
     log = Logger()
@@ -119,67 +200,33 @@ class FuncplaneService(MultiService):
         self._reactor = reactor
         self.settings = settings
         self._environ = environ
-        self.store = SQLiteStore(os.path.join(settings.data_dir, DATABASE), reactor)
+        self.ready = Deferred()
+        self._create_child_services()
+
+    def _create_child_services(self):
+        """
+        Build every collaborator, once, and add the parts in the order they start.
+        """
+        settings, reactor = self.settings, self._reactor
+        self.data_dir = DataDirectory(settings.data_dir)
+        self.store = SQLiteStore(self.data_dir.database, reactor)
         self.routes = RouteTable(settings.domain)
         self.logbook = LogBook(reactor)
         self.tails = Tails(reactor, self.logbook, settings.domain)
-        self.supervisor = None
-        self.platform = None
-        self._pool = None
-        self._lock = None
-        self._confiner = None
-        self.port = None
-        self.ready = Deferred()
+        self.admin_token = AdminToken(TokenSource(self.store, settings.data_dir, self._environ))
 
-    def startService(self):
-        super().startService()
-        d = Deferred.fromCoroutine(self._start())
-        d.addCallbacks(self.ready.callback, self.ready.errback)
-
-    async def _start(self):
-        settings = self.settings
-        private_directory(settings.data_dir)
-        self._lock = lock_data_dir(settings.data_dir)
-        run_dir = private_directory(os.path.join(settings.data_dir, RUN_DIR))
-        make_children_directory(run_dir)
-        orphans, sockets = clean_run_dir(run_dir)
-        if orphans or sockets:
-            self.log.warn(
-                "an earlier funcplane did not stop cleanly: killed {orphans} of its workerd"
-                " processes and removed {sockets} stale sockets",
-                orphans=orphans,
-                sockets=sockets,
-            )
-        await self.store.open()
-        checker = TokenChecker(
-            await TokenSource(self.store, settings.data_dir, self._environ).expected_hash()
-        )
-        runtime_settings = RuntimeSettings(
-            egress=EgressPolicy.for_host(settings.egress_allow),
-            compatibility_date=settings.compatibility_date,
-        )
-        builder = ConfigBuilder(runtime_settings)
-        setpriv = find_setpriv()
-        user = child_user() if setpriv is not None else None
-        if os.geteuid() == 0 and user is None:
-            self.log.warn(
-                "funcplane runs as root and cannot drop its children's privileges"
-                " (util-linux setpriv or the user nobody is missing): they run as root"
-            )
-        elif user is not None:
-            self.log.info("workerd children run as uid {uid}, gid {gid}", uid=user[0], gid=user[1])
-        confiner = self._confiner = self._confine(runtime_settings.heap_limit_mb)
-        launcher = WorkerdLauncher(
-            self._reactor,
-            settings.workerd,
-            run_dir,
-            builder,
-            settings.startup_timeout,
+        self.runtime = ChildRuntime(
+            reactor,
+            RuntimeChoices(
+                workerd=settings.workerd,
+                run_dir=self.data_dir.run_dir,
+                data_dir=settings.data_dir,
+                startup_timeout=settings.startup_timeout,
+                egress_allow=settings.egress_allow,
+                compatibility_date=settings.compatibility_date,
+                child_limits=settings.child_limits,
+            ),
             logbook=self.logbook,
-            setpriv=setpriv,
-            user=user,
-            limits=confiner,
-            env=find_env(),
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,
@@ -189,94 +236,102 @@ class FuncplaneService(MultiService):
             grace=settings.stop_grace,
         )
         self.supervisor = Supervisor(
-            self._reactor,
-            launcher,
-            self.store.version_spec,
-            lifecycle,
-            is_warm=self.routes.is_latest,
+            reactor, self.runtime, self.store.version_spec, lifecycle, is_warm=self.routes.is_latest
         )
-        self.supervisor.setServiceParent(self)
         self.platform = Platform(
-            self._reactor,
-            self.store,
-            self.supervisor,
-            self.routes,
-            logbook=self.logbook,
-            tails=self.tails,
+            reactor, self.store, self.supervisor, self.routes, logbook=self.logbook, tails=self.tails
         )
-        all_routes = await self.platform.load_routes()
-        self._pool = UpstreamPool(
-            self._reactor, response_head_bytes=settings.proxy_limits.response_head_bytes
+        self.pool = UpstreamPool(
+            reactor, response_head_bytes=settings.proxy_limits.response_head_bytes
         )
+
         admin = AdminAPI(
             self.platform,
-            checker,
+            self.admin_token,
             settings.limits,
             settings.domain,
             settings.public_port,
             logbook=self.logbook,
-            clock=self._reactor,
+            clock=reactor,
             cloudflare=CloudflareAPI(
-                self.platform, checker, settings.limits, self._reactor, self.tails
+                self.platform, self.admin_token, settings.limits, reactor, self.tails
             ),
         )
-        listener = ProxyFactory(
+        proxy = ProxyFactory(
             self.routes,
             self.supervisor,
-            self._pool,
+            self.pool,
             admin_site(self.routes, admin.resource(), settings.limits.max_body_bytes),
-            self._reactor,
+            reactor,
             settings.proxy_limits,
             request_timeout=settings.request_timeout,
             trusted_proxies=settings.trusted_proxies,
             tails=self.tails,
         )
-        self.port = await serverFromString(self._reactor, settings.listen).listen(listener)
+        self.route_loader = RouteLoader(self.platform)
+        self.listener = Listener(reactor, settings.listen, proxy)
+
+        # The order is the order of dependence: each part starts once those before it have
+        # started, and stops (in reverse) before they do.
+        #  - The data directory comes first: its lock keeps a second funcplane from killing
+        #    our children, and the database, the token file and the sockets live in it.
+        #  - The store is open before anything reads it: the token's hash, the routes.
+        #  - The runtime has asked the machine what it offers the children (setpriv, the
+        #    host's addresses, the kernel limits) and killed an earlier funcplane's
+        #    leftovers in its cgroups before the first child is spawned; it removes the
+        #    cgroups only once every child has exited.
+        #  - The supervisor owns the children; everything that can ask it for one stops
+        #    before it does, so it stops them all and none is spawned after.
+        #  - The pool's connections to the children close before the children stop.
+        #  - The routes are loaded before the listener serves them; the boot work they
+        #    start is cancelled before the supervisor stops.
+        #  - The tails end once nothing new reaches them.
+        #  - The listener comes last: it serves only once every part behind it is ready,
+        #    and is the first to stop, so no new request arrives while the rest goes down.
+        for name, part in [
+            ("data-dir", self.data_dir),
+            ("store", Collaborator(start=self.store.open, stop=self.store.close)),
+            ("admin-token", self.admin_token),
+            ("runtime", self.runtime),
+            ("supervisor", self.supervisor),
+            ("upstream-pool", Collaborator(stop=self.pool.close)),
+            ("routes", self.route_loader),
+            ("tails", Collaborator(stop=self.tails.close)),
+            ("listener", self.listener),
+        ]:
+            part.setName(name)
+            part.setServiceParent(self)
+
+    @property
+    def port(self):
+        """
+        The listening port once funcplane has started, else L{None}.
+        """
+        return self.listener.port
+
+    def startService(self):
+        """
+        Start every part in order.  The outcome is L{ready}'s; the Deferred returned
+        fires (with L{None}) once L{ready} has.
+        """
+        return super().startService().addBoth(self._settled)
+
+    def _settled(self, result):
+        if isinstance(result, Failure):
+            self.ready.errback(result)
+            return
         self.log.info(
             "funcplane serves {count} functions on {listen}; function hosts are *.{domain}",
-            count=len(all_routes),
-            listen=settings.listen,
-            domain=settings.domain,
+            count=self.route_loader.functions,
+            listen=self.settings.listen,
+            domain=self.settings.domain,
         )
-        # In the background: the listener is already serving, and a request for a version
-        # not started yet starts it.
-        Deferred.fromCoroutine(self.platform.start_latest(all_routes))
-        return self
-
-    def _confine(self, heap_mb):
-        confiner = detect(self.settings.child_limits, self.settings.data_dir)
-        leftovers = confiner.clean()
-        if leftovers:
-            self.log.warn(
-                "killed {count} workerd processes an earlier funcplane left in its cgroups",
-                count=leftovers,
-            )
-        self.log.info(
-            "each workerd child is limited to: {applied}; JS heap {heap} MiB (V8)",
-            applied="; ".join(confiner.applied) or "nothing by the kernel",
-            heap=heap_mb,
-        )
-        for missing in confiner.missing:
-            self.log.warn("{missing}", missing=missing)
-        return confiner
-
-    async def _stop(self):
-        self.tails.close()
-        if self.port is not None:
-            await self.port.stopListening()
-        if self._pool is not None:
-            await self._pool.close()
-        await super().stopService()
-        if self._confiner is not None:
-            self._confiner.close()
-        self.store.close()
-        if self._lock is not None:
-            os.close(self._lock)
-            self._lock = None
+        self.ready.callback(self)
 
     def stopService(self):
         """
         Stop accepting requests, stop every child (SIGTERM, then SIGKILL after the grace
-        period), close the database; the Deferred fires when all of that is done.
+        period), close the pool and the database; the Deferred fires when all of that is
+        done.
         """
-        return Deferred.fromCoroutine(self._stop())
+        return super().stopService()

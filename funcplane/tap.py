@@ -9,16 +9,18 @@ import os
 from twisted.logger import Logger
 from twisted.python import usage
 
+from funcplane.datadir import RUN_DIR, DataDirInUse
 from funcplane.edge.listener import ProxyLimits
+from funcplane.ordered import StoppedWhileStarting
 from funcplane.runtime.limits import ChildLimits, MiB
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
-from funcplane.service import RUN_DIR, DataDirInUse, FuncplaneService, Settings
+from funcplane.service import FuncplaneService, Settings
 
 # Linux's sun_path holds 107 bytes and a NUL; socket names are 32 hex digits and ".sock".
 _MAX_SOCKET_PATH = 107
-log = Logger()
 _SOCKET_NAME_LENGTH = 32 + len(".sock")
 MIN_CHILD_MEMORY_MB = 192
+log = Logger()
 
 
 def listen_description(port):
@@ -209,11 +211,15 @@ def settings_from(options):
     )
 
 
-def makeService(options):
+def makeService(options, reactor=None):
     """
-    Build (not start) the funcplane service.
+    Build (not start) the funcplane service tree (see L{FuncplaneService}): nothing
+    listens, spawns or opens a file until it starts.
+
+    @param reactor: the reactor it runs on; by default the global one.
     """
-    from twisted.internet import reactor
+    if reactor is None:
+        from twisted.internet import reactor
 
     service = FuncplaneService(reactor, settings_from(options))
     service.ready.addErrback(_could_not_start, reactor)
@@ -223,8 +229,11 @@ def makeService(options):
 def _could_not_start(failure, reactor):
     """
     Say why funcplane could not start (without a traceback when the reason is one an
-    operator can act on), and exit.
+    operator can act on), and exit.  A start cut short by a stop (twistd was told to exit
+    while funcplane started) is no failure.
     """
+    if failure.check(StoppedWhileStarting):
+        return
     if failure.check(DataDirInUse):
         log.error("funcplane could not start: {reason}", reason=str(failure.value))
     else:

@@ -3,7 +3,7 @@ Starting every function's latest version when funcplane starts: a few at a time,
 past the running budget.
 """
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.trial.unittest import SynchronousTestCase
@@ -11,7 +11,8 @@ from twisted.trial.unittest import SynchronousTestCase
 from funcplane.model import FunctionRoutes
 from funcplane.platform import Platform
 from funcplane.routing import RouteTable
-from funcplane.runtime.supervisor import Lifecycle, Supervisor
+from funcplane.runtime.lifecycle import RUNNING, Lifecycle
+from funcplane.runtime.supervisor import Supervisor
 from tests.fakes import FakeLauncher, spec
 
 
@@ -24,11 +25,11 @@ class StartLatestTests(SynchronousTestCase):
         self.launcher = FakeLauncher()
 
     def platform(self, **lifecycle):
-        supervisor = Supervisor(
+        self.supervisor = Supervisor(
             Clock(), self.launcher, lambda version_id: succeed(spec(version_id=version_id)),
             Lifecycle(**lifecycle),
         )
-        return Platform(Clock(), None, supervisor, RouteTable("func.local"))
+        return Platform(Clock(), None, self.supervisor, RouteTable("func.local"))
 
     def test_within_budget(self):
         """
@@ -78,3 +79,21 @@ class StartLatestTests(SynchronousTestCase):
         failures = [e for e in events if "log_failure" in e]
         self.assertEqual([formatEvent(e) for e in failures], ["could not start the latest version of f0"])
         self.flushLoggedErrors(RuntimeError)
+
+    def test_cancelled(self):
+        """
+        Cancelled (funcplane is stopping), it starts nothing more, not even when the starts
+        under way end, and logs no failure; those starts go on in the supervisor, which
+        stops them when it stops.
+        """
+        platform = self.platform()
+        with capturedLogs() as events:
+            d = Deferred.fromCoroutine(platform.start_latest(functions(10)))
+            self.assertEqual(len(self.launcher.launched), 4)
+            d.cancel()
+            self.failureResultOf(d, CancelledError)
+            for child in self.launcher.launched:
+                child.become_ready()
+        self.assertEqual(len(self.launcher.launched), 4)
+        self.assertEqual([self.supervisor.state(f"id{i}") for i in range(4)], [RUNNING] * 4)
+        self.assertEqual([e for e in events if "log_failure" in e], [])

@@ -1,15 +1,22 @@
+import ast
 import os
 import tempfile
 
 from twisted.application.service import IServiceMaker
+from twisted.internet.testing import MemoryReactorClock
+from twisted.logger import capturedLogs, formatEvent
 from twisted.plugin import getPlugins
+from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
+import funcplane
 from funcplane import tap
-from funcplane.runtime.limits import MiB, ChildLimits
+from funcplane.datadir import DataDirInUse
 from funcplane.edge.listener import ProxyLimits
+from funcplane.ordered import StoppedWhileStarting
+from funcplane.runtime.limits import MiB, ChildLimits
 from funcplane.service import FuncplaneService
 
 
@@ -157,16 +164,98 @@ class OptionsTests(SynchronousTestCase):
 
     def test_make_service_builds_only(self):
         """
-        makeService builds the service without starting it: nothing listens, nothing is
-        created on disk.
+        Given no reactor, makeService builds the service on the global one, without
+        starting it: nothing listens, nothing is created on disk.
         """
         data_dir = os.path.join(tempfile.mkdtemp(), "data")
         options = tap.Options()
         options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", data_dir])
         service = tap.makeService(options)
+        from twisted.internet import reactor
+
         self.assertIsInstance(service, FuncplaneService)
+        self.assertIs(service.supervisor._clock, reactor)
         self.assertFalse(service.running)
         self.assertFalse(os.path.exists(data_dir))
+
+
+class TreeTests(SynchronousTestCase):
+    """
+    makeService builds the whole tree up front, in the order it starts.
+    """
+
+    def build(self):
+        # Never created: the test checks that it is not.
+        self.data_dir = os.path.join(tempfile.mkdtemp(), "data")
+        options = tap.Options()
+        options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", self.data_dir])
+        self.reactor = MemoryReactorClock()
+        return tap.makeService(options, reactor=self.reactor)
+
+    def test_named_children_in_order(self):
+        """
+        The tree's children are named, in the order they start: the data directory, the
+        store, the admin token, the runtime, the supervisor, the upstream pool, the
+        routes, the tails and, last, the listener.
+        """
+        service = self.build()
+        self.assertEqual(
+            [child.name for child in service],
+            ["data-dir", "store", "admin-token", "runtime", "supervisor",
+             "upstream-pool", "routes", "tails", "listener"],
+        )
+        self.assertIs(service.getServiceNamed("supervisor"), service.supervisor)
+        self.assertIs(service.getServiceNamed("listener"), service.listener)
+
+    def test_builds_only(self):
+        """
+        Building the tree on a memory reactor listens on nothing, schedules nothing,
+        creates nothing on disk and starts no part.
+        """
+        service = self.build()
+        self.assertIsInstance(service, FuncplaneService)
+        self.assertFalse(service.running)
+        self.assertEqual([child.running for child in service], [0] * 9)
+        self.assertEqual((self.reactor.tcpServers, self.reactor.unixServers), ([], []))
+        self.assertEqual(self.reactor.getDelayedCalls(), [])
+        self.assertFalse(os.path.exists(self.data_dir))
+        self.assertIsNone(service.port)
+        self.assertNoResult(service.ready)
+
+
+class GlobalReactorTests(SynchronousTestCase):
+    def test_no_module_level_reactor(self):
+        """
+        No module in funcplane/ imports the global reactor at module level (tap.py imports
+        it inside makeService, and only when no reactor is given).
+        """
+        root = os.path.dirname(os.path.abspath(funcplane.__file__))
+        found = []
+        for directory, _, files in os.walk(root):
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(directory, name)
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                for node in tree.body:
+                    if isinstance(node, ast.ImportFrom) and node.module == "twisted.internet":
+                        imported = [alias.name for alias in node.names]
+                    elif isinstance(node, ast.Import):
+                        imported = [alias.name.rpartition(".")[2] for alias in node.names]
+                    else:
+                        continue
+                    if "reactor" in imported:
+                        found.append(os.path.relpath(path, root))
+        self.assertEqual(found, [])
+
+
+class FakeReactor:
+    running = True
+    stopped = False
+
+    def stop(self):
+        self.stopped = True
 
 
 class CouldNotStartTests(SynchronousTestCase):
@@ -175,19 +264,7 @@ class CouldNotStartTests(SynchronousTestCase):
         A start that fails for a reason the operator can act on is logged as one line (no
         traceback) and twistd exits.
         """
-        from twisted.logger import capturedLogs, formatEvent
-        from twisted.python.failure import Failure
-
-        from funcplane.service import DataDirInUse
-
-        class Reactor:
-            running = True
-            stopped = False
-
-            def stop(self):
-                self.stopped = True
-
-        reactor = Reactor()
+        reactor = FakeReactor()
         with capturedLogs() as events:
             tap._could_not_start(Failure(DataDirInUse("another funcplane (pid 7) is using /d")), reactor)
         self.assertEqual(
@@ -195,3 +272,26 @@ class CouldNotStartTests(SynchronousTestCase):
         )
         self.assertNotIn("log_failure", events[0])
         self.assertTrue(reactor.stopped)
+
+    def test_other_failure_with_traceback(self):
+        """
+        Any other reason is logged with its traceback, and twistd exits.
+        """
+        reactor = FakeReactor()
+        with capturedLogs() as events:
+            tap._could_not_start(Failure(OSError("address in use")), reactor)
+        self.assertEqual([formatEvent(e) for e in events], ["funcplane could not start"])
+        self.assertIsInstance(events[0]["log_failure"].value, OSError)
+        self.assertTrue(reactor.stopped)
+        self.flushLoggedErrors(OSError)
+
+    def test_stopped_while_starting(self):
+        """
+        A start cut short because twistd was told to exit is no failure: nothing is
+        logged, and the reactor is left to the shutdown already under way.
+        """
+        reactor = FakeReactor()
+        with capturedLogs() as events:
+            tap._could_not_start(Failure(StoppedWhileStarting("stopped before listener started")), reactor)
+        self.assertEqual(list(events), [])
+        self.assertFalse(reactor.stopped)

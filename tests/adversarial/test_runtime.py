@@ -246,7 +246,7 @@ class ProcessAttackTests(TestCase):
         [pid] = processes_in(fp.run_dir)
         groups = child_cgroups(pid)
         group = groups.get("cpu") or groups[""]
-        [part] = [p for p in fp.service._confiner.parts if "CPU" in p.label]
+        [part] = [p for p in fp.service.runtime.confiner.parts if "CPU" in p.label]
         self.assertEqual(os.path.basename(os.path.dirname(group)), os.path.basename(part.parent))
         if "cpu" in groups:
             quota_file, expected = "cpu.cfs_quota_us", "50000"

@@ -15,8 +15,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from funcplane.datadir import RUN_DIR
 from funcplane.runtime.locate import find_workerd
-from funcplane.service import RUN_DIR, FuncplaneService, Settings
+from funcplane.service import FuncplaneService, Settings
 
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -16,8 +16,8 @@ from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
+from funcplane.datadir import DataDirInUse
 from funcplane.runtime.locate import find_workerd
-from funcplane.service import DataDirInUse
 from tests.integration.harness import TOKEN, Funcplane, free_port, processes_in, raw_connection
 
 V1 = 'export default { fetch() { return new Response("v1") } }'
@@ -105,6 +105,10 @@ class LifecycleTests(TestCase):
         self.assertEqual(processes_in(fp.run_dir), [])
 
     async def test_scale_to_zero(self):
+        """
+        With --scale-to-zero even the latest version is suspended when idle, and its next
+        request starts it again.
+        """
         fp = await Funcplane(self, idle_timeout=0.3, scale_to_zero=True).start()
         await fp.deploy("hello", V1, version="v1")
         await eventually(lambda: processes_in(fp.run_dir) == [])
@@ -215,24 +219,28 @@ class LifecycleTests(TestCase):
         self.assertIn(b"event: log", received)
 
     async def test_data_dir_taken(self):
+        """
+        A second funcplane on a data directory in use refuses to start, and says why.
+        """
         fp = await Funcplane(self).start()
         second = Funcplane(self, data_dir=fp.data_dir)
         error = await self.assertFailure(Deferred.fromCoroutine(second.start()), DataDirInUse)
         self.assertIn("another funcplane", str(error))
 
-    async def test_unclean_exit(self):
+    async def twistd_with_hello(self, data_dir, twistd_options=(), options=()):
         """
-        When funcplane is killed outright its children die with it, and the next start on
-        the same data directory finds no stale socket or process.
+        Run C{twistd -n funcplane} on a free port with its data in C{data_dir}, deploy
+        hello v1 to it, and check that one child runs; return the twistd process and the
+        run directory.
         """
-        data_dir = os.path.join(tempfile.mkdtemp(prefix="fp"), "d")
         port = free_port()
-        env = dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN)
         twistd = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=", "funcplane",
-             "--port", f"tcp:{port}:interface=127.0.0.1",
+            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=",
+             *twistd_options, "funcplane",
+             "--port", f"tcp:{port}:interface=127.0.0.1", *options,
              "--data-dir", data_dir, "--workerd", find_workerd()],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.addCleanup(lambda: twistd.poll() is None and twistd.kill())
         fp = Funcplane(self, data_dir=data_dir)
@@ -246,9 +254,55 @@ class LifecycleTests(TestCase):
         await fp.deploy("hello", V1, version="v1")
         run_dir = os.path.join(data_dir, "run")
         self.assertEqual(len(processes_in(run_dir)), 1)
+        return twistd, run_dir
+
+    async def test_unclean_exit(self):
+        """
+        When funcplane is killed outright its children die with it, and the next start on
+        the same data directory finds no stale socket or process.
+        """
+        data_dir = os.path.join(tempfile.mkdtemp(prefix="fp"), "d")
+        twistd, run_dir = await self.twistd_with_hello(data_dir)
         twistd.send_signal(signal.SIGKILL)
         twistd.wait()
         await eventually(lambda: processes_in(run_dir) == [])
         again = await Funcplane(self, data_dir=data_dir).start()
         self.assertEqual(await again.get("hello.func.local"), (200, "v1"))
         self.assertEqual(len([n for n in os.listdir(run_dir) if n.endswith(".sock")]), 1)
+
+    async def test_stop_during_boot(self):
+        """
+        Stopped while it still starts the latest versions (just after a restart), funcplane
+        spawns nothing more, and no process outlives the stop, not even a moment later.
+        """
+        fp = await Funcplane(self).start()
+        for i in range(6):
+            await fp.deploy(f"f{i}", V1, version="v1")
+        await fp.stop()
+        again = await Funcplane(self, data_dir=fp.data_dir).start()
+        await again.stop()
+        self.assertEqual(processes_in(again.run_dir), [])
+        await sleep(0.5)
+        self.assertEqual(processes_in(again.run_dir), [])
+
+    async def test_twistd_stops_cleanly(self):
+        """
+        twistd funcplane, sent SIGTERM, stops every child before its reactor stops, and
+        the data directory is free for the next funcplane at once.
+        """
+        data_dir = os.path.join(tempfile.mkdtemp(prefix="fp"), "d")
+        logfile = os.path.join(os.path.dirname(data_dir), "twistd.log")
+        twistd, run_dir = await self.twistd_with_hello(
+            data_dir, [f"--logfile={logfile}"], ["--stop-grace", "2"]
+        )
+        twistd.send_signal(signal.SIGTERM)
+        await eventually(lambda: twistd.poll() is not None, seconds=10)
+        # twistd ends itself with the signal that stopped it, once it has shut down.
+        self.assertEqual(twistd.returncode, -signal.SIGTERM)
+        self.assertEqual(processes_in(run_dir), [])
+        with open(logfile) as f:
+            log = f.read()
+        self.assertNotIn("Traceback", log)
+        self.assertLess(log.index("stopped hello:v1"), log.index("Main loop terminated."))
+        again = await Funcplane(self, data_dir=data_dir).start()
+        self.assertEqual(await again.get("hello.func.local"), (200, "v1"))
