@@ -55,13 +55,13 @@ class Server:
     One twistd funcplane on C{port} with its data in C{data_dir}; C{pid} is twistd's.
     """
 
-    def __init__(self, port, data_dir, options=(), cpu=None):
+    def __init__(self, port, data_dir, options=(), cpu=None, env=None):
         pin = [] if cpu is None else ["taskset", "-c", str(cpu)]
         self.port = port
         self.process = subprocess.Popen(
             [*pin, os.path.join(ROOT, ".venv", "bin", "twistd"), "-n", "--pidfile=", "funcplane",
              "--port", f"tcp:{port}:interface=127.0.0.1", "--data-dir", data_dir, *options],
-            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN), cwd=ROOT,
+            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN, **(env or {})), cwd=ROOT,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.pid = self.process.pid
@@ -83,14 +83,15 @@ class Server:
 
 
 @contextlib.contextmanager
-def funcplane(*options, cpu=None):
+def funcplane(*options, cpu=None, env=None):
     """
     A funcplane on a free port of 127.0.0.1, stopped (SIGTERM) at the end; yields the port.
 
     @param cpu: the CPU funcplane and its children run on (C{taskset}), or L{None}.
+    @param env: more environment for twistd (C{PYTHONPATH}, to run another checkout's code).
     """
     data = tempfile.mkdtemp(prefix="fpbench")
-    server = Server(free_port(), os.path.join(data, "d"), options, cpu)
+    server = Server(free_port(), os.path.join(data, "d"), options, cpu, env)
     try:
         yield server.port
     finally:

@@ -18,6 +18,9 @@ class DeadlineTests(SynchronousTestCase):
         return lambda: self.fired.append((name, self.clock.seconds()))
 
     def test_fires_once_due(self):
+        """
+        The function runs once, when the deadline is due, and no call is left on the clock.
+        """
         self.deadline.set(5, self.then())
         self.clock.advance(4.5)
         self.assertEqual(self.fired, [])
@@ -43,6 +46,10 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(self.fired, [("moved", 8)])
 
     def test_moved_earlier(self):
+        """
+        Moving the deadline earlier runs the new function at the earlier time, and the
+        replaced one never.
+        """
         self.deadline.set(10, self.then("late"))
         self.deadline.set(2, self.then("early"))
         self.clock.advance(2)
@@ -63,6 +70,9 @@ class DeadlineTests(SynchronousTestCase):
         self.assertEqual(self.clock.getDelayedCalls(), [])
 
     def test_set_again_after_clear(self):
+        """
+        A deadline set again after a clear counts from the new setting, not the first.
+        """
         self.deadline.set(5, self.then("first"))
         self.clock.advance(1)
         self.deadline.clear()

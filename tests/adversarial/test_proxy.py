@@ -109,6 +109,10 @@ class ProxyAttackTests(TestCase):
         self.assertEqual(set(seen[len(before):]) - {"POST /"}, {"GET /"})
 
     async def test_pipelined_versions_in_order(self):
+        """
+        Pipelined requests to two versions on one connection are answered in the order they
+        were sent, each by its own version.
+        """
         request = b"GET /%s HTTP/1.1\r\nHost: %s.hello.func.local\r\n\r\n"
         data = b"".join(request % (str(i).encode(), b"v1" if i % 2 else b"v2") for i in range(6))
         client = await raw_connection(self, self.fp.port)

@@ -182,6 +182,10 @@ class DetectTests(SynchronousTestCase):
         self.assertTrue(missing.startswith("CPU is not limited (no cgroup hierarchy"), missing)
 
     def test_unreadable_proc(self):
+        """
+        When this process's cgroups cannot be read, only the rlimit part applies and the
+        missing limit says why.
+        """
         confiner = self.machine.detect()
         self.assertEqual([type(part) for part in confiner.parts], [RlimitPart])
         self.assertIn("cannot read this process's cgroups", confiner.missing[0])

@@ -23,6 +23,10 @@ class SpinWatchTests(SynchronousTestCase):
         return reading
 
     def test_share_over_the_sample(self):
+        """
+        The share is the CPU seconds used over the sample's half second; 0.9 of a CPU is
+        spinning, 0.1 is not.
+        """
         self.readings = [3.0, 3.45]
         d = self.watch.share(42)
         self.assertNoResult(d)
@@ -47,5 +51,9 @@ class SpinWatchTests(SynchronousTestCase):
         self.assertFalse(self.watch.spinning(None))
 
     def test_reads_proc(self):
+        """
+        cpu_seconds reads a live process's CPU time from /proc, and raises for a pid that
+        does not exist.
+        """
         self.assertGreater(cpu_seconds(os.getpid()), 0)
         self.assertRaises(OSError, cpu_seconds, 2**22 + 17)
