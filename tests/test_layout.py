@@ -7,6 +7,7 @@ indirectly, is what is judged; importing it here would only see what this proces
 holds.
 """
 
+import ast
 import json
 import os
 import subprocess
@@ -144,3 +145,30 @@ class SizeTests(SynchronousTestCase):
                         sizes[os.path.relpath(path, ROOT)] = sum(1 for _ in f)
         self.assertIn("tap.py", sizes)
         self.assertEqual({p: n for p, n in sizes.items() if n > MAX_LINES}, {})
+
+
+class TestDocstringTests(SynchronousTestCase):
+    """
+    Every test says what behaviour it pins down.
+    """
+
+    def test_every_test_has_a_docstring(self):
+        """
+        Every test method under tests/ has a docstring.
+        """
+        tests = os.path.dirname(os.path.abspath(__file__))
+        missing = []
+        for directory, _, files in os.walk(tests):
+            for name in files:
+                if name.startswith("test_") and name.endswith(".py"):
+                    path = os.path.join(directory, name)
+                    with open(path, encoding="utf-8") as f:
+                        tree = ast.parse(f.read())
+                    missing += [
+                        f"{os.path.relpath(path, tests)}:{node.lineno} {node.name}"
+                        for node in ast.walk(tree)
+                        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                        and node.name.startswith("test_")
+                        and not ast.get_docstring(node)
+                    ]
+        self.assertEqual(missing, [])

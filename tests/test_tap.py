@@ -61,6 +61,10 @@ class OptionsTests(SynchronousTestCase):
         )
 
     def test_lifecycle(self):
+        """
+        The idle timeout, scale-to-zero, the running budget and the request timeout reach the
+        settings as numbers.
+        """
         settings = tap.settings_from(
             self.parse("--idle-timeout", "30", "--scale-to-zero", "--max-running", "50", "--request-timeout", "5")
         )
@@ -105,12 +109,19 @@ class OptionsTests(SynchronousTestCase):
         self.assertRaises(UsageError, self.parse, "--egress-allow", "nonsense")
 
     def test_trusted_proxy(self):
+        """
+        --trusted-proxy is repeatable, none by default, and refuses what is not a network.
+        """
         settings = tap.settings_from(self.parse("--trusted-proxy", "10.0.0.0/8", "--trusted-proxy", "::1"))
         self.assertEqual(settings.trusted_proxies, ("10.0.0.0/8", "::1"))
         self.assertEqual(tap.settings_from(self.parse()).trusted_proxies, ())
         self.assertRaises(UsageError, self.parse, "--trusted-proxy", "lb.example")
 
     def test_freeze_after(self):
+        """
+        --freeze-after is 30 s by default, 0 turns freezing off, and anything but a
+        non-negative number is refused.
+        """
         self.assertEqual(tap.settings_from(self.parse()).freeze_after, 30.0)
         self.assertEqual(tap.settings_from(self.parse("--freeze-after", "2.5")).freeze_after, 2.5)
         self.assertIsNone(tap.settings_from(self.parse("--freeze-after", "0")).freeze_after)

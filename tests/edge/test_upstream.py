@@ -68,9 +68,16 @@ class PoolTests(SynchronousTestCase):
         return handler.events
 
     def test_interface(self):
+        """
+        The pool provides IUpstreamPool.
+        """
         self.assertTrue(verifyObject(IUpstreamPool, self.pool))
 
     def test_framings(self):
+        """
+        A response's framing (a length, chunked, no body) is told with its head, and each
+        complete response leaves the connection for the next: one connection serves them all.
+        """
         cases = [
             (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", LENGTH),
             (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", CHUNKED),
@@ -84,6 +91,10 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(len(self.made), 1)
 
     def test_body_pieces(self):
+        """
+        A chunked body reaches the handler piece by piece, de-chunked, after the head with its
+        headers as the child sent them, then its end.
+        """
         events = self.exchange(
             self.acquire(),
             b"HTTP/1.1 200 Fine\r\nX-A: 1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n1\r\nc\r\n0\r\n\r\n",
@@ -99,12 +110,20 @@ class PoolTests(SynchronousTestCase):
         )
 
     def test_head_response_complete_at_headers(self):
+        """
+        The response to a HEAD ends with its headers, whatever its Content-Length says, and
+        the connection is idle again.
+        """
         connection = self.acquire()
         events = self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", head_request=True)
         self.assertEqual([e[0] for e in events], ["head", "done"])
         self.assertEqual(self.pool.idle_count(), 1)
 
     def test_until_close(self):
+        """
+        A response with neither a length nor chunks ends when the child closes, and that
+        connection is not kept.
+        """
         connection = self.acquire()
         events = self.exchange(connection, b"HTTP/1.1 200 OK\r\n\r\nsome")
         connection.connectionLost(Failure(ConnectionDone()))
@@ -143,6 +162,9 @@ class PoolTests(SynchronousTestCase):
         self.assertFalse(connection.transport.disconnecting)
 
     def test_not_reusable(self):
+        """
+        A connection given back as not reusable is closed, not kept idle.
+        """
         connection = self.acquire()
         self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", reusable=False)
         self.assertTrue(connection.transport.disconnecting)
@@ -177,6 +199,10 @@ class PoolTests(SynchronousTestCase):
         self.successResultOf(self.pool.close())
 
     def test_lost_while_idle_forgotten(self):
+        """
+        An idle connection the child closes is forgotten with its expiry, and the next
+        request gets a new one.
+        """
         connection = self.acquire()
         self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         connection.connectionLost(Failure(ConnectionDone()))
@@ -185,6 +211,9 @@ class PoolTests(SynchronousTestCase):
         self.assertIsNot(self.acquire(), connection)
 
     def test_close_waits_for_idle_connections(self):
+        """
+        Closing the pool closes its idle connections and fires only once they are closed.
+        """
         connection = self.acquire()
         self.exchange(connection, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
         closed = self.pool.close()
