@@ -11,7 +11,7 @@ means); each arrow is one assignment in this module:
     SENT        -> RESPONDING (a response head) | TUNNELLING (a 101) | ANSWERED
                 -> CONNECTING (the pooled connection was stale: send again, same child)
     RESPONDING  -> RELAYED (complete)           | BROKEN_OFF
-    TUNNELLING  -> RELAYED (the child closed)   | BROKEN_OFF
+    TUNNELLING  -> RELAYED (the child closed, or funcplane: idle or too old) | BROKEN_OFF
     any state before an end -> CLIENT_GONE
 
 An end is entered once (L{Exchange._end}), and that is where everything held is let go:
@@ -23,6 +23,7 @@ from twisted.internet.error import ConnectError
 from twisted.logger import Logger
 from zope.interface import implementer
 
+from funcplane.edge.forwarding import client_of, head_to_child
 from funcplane.edge.http1 import CHUNK, CHUNKED, CONTINUE, LAST_CHUNK, LENGTH, NO_BODY
 from funcplane.edge.http1 import UNTIL_CLOSE, UPGRADE, plain_response, response_head
 from funcplane.edge.tunnel import Tunnel
@@ -86,9 +87,12 @@ class Exchange:
         self.head = head
         self.state = QUEUED
         self.close_after = False
-        self.tunnel = Tunnel(channel) if head.upgrade else None
         self._channel = channel
-        self._factory = channel.factory
+        factory = self._factory = channel.factory
+        if head.upgrade:
+            self.tunnel = Tunnel(channel, factory.clock, factory.limits, self._tunnel_expired)
+        else:
+            self.tunnel = None
         # One request deadline per connection, as one exchange at a time is answered.
         self._deadline = channel.request_deadline
         self._request_read = False
@@ -112,12 +116,18 @@ class Exchange:
         if head.malformed is not None:
             self.answer_with(*head.malformed)
         else:
-            body, limit = head.body, self._factory.limits.body_bytes
+            body, limit = head.body, factory.limits.body_bytes
             if body is not None and body is not CHUNKED and body > limit:
                 self.answer_with(413, f"the request body is over {limit} bytes", close=True)
 
     def __repr__(self):
         return f"<Exchange {self.state} {self.head!r}>"
+
+    def _host(self):
+        """
+        The request's Host, as text for a log line.
+        """
+        return self.head.host.decode("ascii", "replace")
 
     # The request, as the channel reads it.
 
@@ -184,9 +194,8 @@ class Exchange:
         try:
             self._version_id = factory.routes.resolve(head.host, head.header)
         except NotAFunctionHost:
-            host = head.host.decode("ascii", "replace")
             self._answer(
-                421, f"{host} is not a function host; reach the admin API on a connection of its own"
+                421, f"{self._host()} is not a function host; reach the admin API on a connection of its own"
             )
             return
         except NotRouted as e:
@@ -197,6 +206,12 @@ class Exchange:
             function = tails.watching(head.host)
             if function is not None:
                 self._tailed = (function, factory.clock.seconds())
+        if head.upgrade:
+            client = client_of(head, self._channel, factory.trusted)
+            refusal = self.tunnel.admit(factory.tunnels, self._version_id, client)
+            if refusal is not None:
+                self._answer(503, refusal)
+                return
         self._lease = factory.supervisor.lease(self._version_id)
         self._deadline.set(factory.request_timeout, self._timed_out)
         self.state = CONNECTING
@@ -237,10 +252,7 @@ class Exchange:
         if channel.writes_paused:
             upstream.transport.pauseProducing()
         head = self.head
-        if channel.trusted:
-            request = head.to_child(*head.forwarded_by(channel.forwarded_for, channel.forwarded_proto))
-        else:
-            request = head.to_child(channel.forwarded_for, channel.forwarded_proto, head.host)
+        request = head_to_child(head, channel, self._factory.trusted)
         upstream.send(self, request, head_request=head.method == b"HEAD", upgrade=head.upgrade)
         pending = self._pending
         if head.expect_continue and not self._request_read and pending is None:
@@ -274,7 +286,7 @@ class Exchange:
             # The child this request was pinned to has died.
             status, message = 502, "the function did not answer"
         else:
-            self.log.failure("could not reach the function at {host}", failure, host=self.head.host)
+            self.log.failure("could not reach the function at {host}", failure, host=self._host())
             status, message = 502, "the function did not answer"
         self._answer(status, message)
 
@@ -328,6 +340,14 @@ class Exchange:
 
     def tunnel_closed(self):
         self._detach()
+        self._tunnel_ended()
+
+    def _tunnel_expired(self, why):
+        if self.state is TUNNELLING:
+            self.log.info("closed a WebSocket to {host}: {why}", host=self._host(), why=why)
+            self._tunnel_ended()
+
+    def _tunnel_ended(self):
         if self.state is TUNNELLING:
             self.close_after = True
             self._end(RELAYED)
@@ -340,7 +360,7 @@ class Exchange:
         head = self.head
         if state is RESPONDING:
             self.log.info("the function at {host} broke off its response: {reason}",
-                          host=head.host, reason=reason.getErrorMessage())
+                          host=self._host(), reason=reason.getErrorMessage())
             self._break_off()
         elif state is SENT:
             attempts = self._connect_attempts
@@ -354,7 +374,7 @@ class Exchange:
                 self._connect_later()
                 return
             self.log.info("the function at {host} did not answer: {reason}",
-                          host=head.host, reason=reason.getErrorMessage())
+                          host=self._host(), reason=reason.getErrorMessage())
             self._answer(502, "the function did not answer")
 
     # Time.
@@ -365,7 +385,7 @@ class Exchange:
             return
         seconds = self._factory.request_timeout
         self.log.info("the function at {host} did not answer within {seconds:g} s",
-                      host=self.head.host, seconds=seconds)
+                      host=self._host(), seconds=seconds)
         self._factory.supervisor.request_timed_out(self._version_id)
         if state is RESPONDING:
             self._break_off()

@@ -6,8 +6,9 @@ writes itself.
 Each hop frames the body itself: a request body keeps its Content-Length or is re-chunked
 towards the child, and a response body keeps its Content-Length or is chunked (or, for an
 HTTP/1.0 client, ended by the close) towards the client. Hop-by-hop headers are dropped both
-ways, C{X-Forwarded-*} are set by funcplane, and a response gains no header the function did
-not send beyond its framing.
+ways, C{X-Forwarded-*} and C{CF-Connecting-IP} are set by funcplane (see
+L{funcplane.edge.forwarding}), and a response gains no header the function did not send
+beyond its framing.
 """
 
 from http import HTTPStatus
@@ -33,10 +34,23 @@ HOP_BY_HOP = frozenset(
         b"upgrade",
     ]
 )
-SET_BY_PROXY = frozenset([b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"])
+SET_BY_PROXY = frozenset(
+    [b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"cf-connecting-ip"]
+)
 # Each hop frames the body itself; 100-continue is answered by funcplane.
 NOT_FORWARDED = SET_BY_PROXY | frozenset([b"content-length", b"expect"])
 _NOT_TO_CHILD = HOP_BY_HOP | NOT_FORWARDED
+# Claims about the client that only a proxy in front may make: dropped from everyone else's
+# requests, as is every header named CF-*.
+PROXY_CLAIMS = frozenset([b"true-client-ip", b"x-real-ip", b"forwarded"])
+_NOT_FROM_CLIENTS = _NOT_TO_CHILD | PROXY_CLAIMS
+CLOUDFLARE_PREFIX = b"cf-"
+
+# A chunked body's framing (its chunk-size lines and their extensions, the line end after
+# each chunk's data, its trailer section) may run this many bytes beyond what its data
+# allows: 16 bytes a chunk and twice the chunk's data, as Go's net/http allows since
+# CVE-2023-39326.  Beyond it: 400 (a request) or a broken-off response (a child's).
+FRAMING_SLACK = 4096
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # One chunk of a chunked body: CHUNK % (len(data), data).
@@ -47,6 +61,17 @@ UPGRADE_HEADERS = b"Connection: Upgrade\r\nUpgrade: websocket\r\n"
 
 def _tokens(values):
     return {token.strip().lower() for value in values for token in value.split(b",")}
+
+
+def framing_excess(excess, fed, delivered, chunks):
+    """
+    The framing bytes of a chunked body beyond its allowance (compare with
+    L{FRAMING_SLACK}), after C{fed} more bytes of it were parsed, of which C{delivered} were
+    data, in C{chunks} chunks; C{excess} is what it was before.  The parser reports data,
+    but neither chunk extensions nor (until each ends) trailers: this counts them.
+    """
+    excess += fed - 3 * delivered - 16 * chunks
+    return excess if excess > 0 else 0
 
 
 class RequestHead:
@@ -128,37 +153,53 @@ class RequestHead:
                 return value
         return None
 
-    def values(self, name):
+    def forwarded_by(self, proxy, proto, trusted):
         """
-        Every value of header C{name} (lower-case bytes), in order.
+        The C{X-Forwarded-For}, C{-Proto}, C{-Host} and C{CF-Connecting-IP} of this
+        request when it came through a trusted proxy, at address C{proxy} over C{proto}:
+        its claims are kept (the last of each), and its address is added to the For chain.
+        The client is the one it names in C{CF-Connecting-IP}, else the one the For chain
+        names (L{funcplane.edge.forwarding.TrustedProxies.client} of C{trusted}).
         """
-        return [value for key, value in self.headers if key.lower() == name]
-
-    def forwarded_by(self, proxy, proto):
-        """
-        The C{X-Forwarded-For}, C{-Proto} and C{-Host} of this request when it came through
-        a trusted proxy, at address C{proxy} over C{proto}: its claims are kept, and its
-        address is added to the For chain.
-        """
-        claimed_proto = self.values(b"x-forwarded-proto")
-        claimed_host = self.values(b"x-forwarded-host")
+        chain = []
+        claimed_proto = claimed_host = claimed_client = None
+        for name, value in self.headers:
+            name = name.lower()
+            if name == b"x-forwarded-for":
+                chain.append(value)
+            elif name == b"x-forwarded-proto":
+                claimed_proto = value
+            elif name == b"x-forwarded-host":
+                claimed_host = value
+            elif name == b"cf-connecting-ip":
+                claimed_client = value
+        if claimed_client is None:
+            claimed_client = trusted.client(chain, proxy)
+        chain.append(proxy)
         return (
-            b", ".join(self.values(b"x-forwarded-for") + [proxy]),
-            claimed_proto[-1] if claimed_proto else proto,
-            claimed_host[-1] if claimed_host else self.host,
+            b", ".join(chain),
+            proto if claimed_proto is None else claimed_proto,
+            self.host if claimed_host is None else claimed_host,
+            claimed_client,
         )
 
-    def to_child(self, forwarded_for, forwarded_proto, forwarded_host):
+    def to_child(self, forwarded_for, forwarded_proto, forwarded_host, client, trusted=False):
         """
         This request's head as funcplane sends it to a child: HTTP/1.1, its end-to-end
-        headers, C{X-Forwarded-*} as given, and the framing of its body.
+        headers, C{X-Forwarded-*} as given, C{CF-Connecting-IP: client}, and the framing of
+        its body.  Unless it came through a C{trusted} proxy, the claims only a proxy may
+        make (L{PROXY_CLAIMS}, C{CF-*}) are dropped.
         """
-        drop = _NOT_TO_CHILD
+        drop = _NOT_TO_CHILD if trusted else _NOT_FROM_CLIENTS
         if self._connection is not None:
             drop = drop | _tokens(self._connection)
         head = [self.method, b" ", self.target, b" HTTP/1.1\r\n"]
         for name, value in self.headers:
-            if name.lower() not in drop:
+            name_lower = name.lower()
+            # Only the few names that begin with "c" (99) are sliced to look for CF-.
+            if name_lower not in drop and (
+                trusted or name_lower[0] != 99 or name_lower[:3] != CLOUDFLARE_PREFIX
+            ):
                 head += (name, b": ", value, b"\r\n")
         head += (
             b"X-Forwarded-For: ",
@@ -167,6 +208,8 @@ class RequestHead:
             forwarded_proto,
             b"\r\nX-Forwarded-Host: ",
             forwarded_host,
+            b"\r\nCF-Connecting-IP: ",
+            client,
             b"\r\n",
         )
         if self.upgrade:

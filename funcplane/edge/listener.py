@@ -15,11 +15,12 @@ bad chunk sizes, obs-fold and stray CR, LF or NUL are errors, never guesses).
 - A connection whose first request is for any other host is handed, with every byte read so
   far, to the admin API's twisted.web C{Site}.
 
-The channel enforces what one connection may make funcplane hold (L{ProxyLimits}): sizes,
-deadlines, read-ahead and connections per client address.
+The channel enforces what one connection may make funcplane hold (L{ProxyLimits}): sizes
+(a chunked body's framing and trailers included), deadlines, read-ahead, connections and
+WebSockets per client address. A connection closed while its client may still be sending
+closes in stages (L{funcplane.edge.linger}), so the client reads why.
 """
 
-import ipaddress
 from collections import deque
 
 from httptools import HttpParserCallbackError, HttpParserError, HttpParserUpgrade, HttpRequestParser
@@ -29,9 +30,14 @@ from zope.interface import implementer
 
 from funcplane.deadline import Deadline
 from funcplane.edge.exchange import Exchange
+from funcplane.edge.forwarding import TrustedProxies
 from funcplane.edge.gate import Gate, Hold
-from funcplane.edge.http1 import plain_response, read_head, unreadable
+from funcplane.edge.http1 import CHUNKED, FRAMING_SLACK, framing_excess, plain_response, read_head
+from funcplane.edge.http1 import unreadable
 from funcplane.edge.limits import ProxyLimits
+from funcplane.edge.linger import Lingering
+from funcplane.edge.shares import Shares
+from funcplane.edge.tunnel import Tunnels
 
 
 class _HandOff(Exception):
@@ -65,11 +71,17 @@ class ProxyFactory(Factory):
         response began, its connection is closed), and the supervisor checks whether the
         child is wedged.
     @param trusted_proxies: networks (CIDR text) of load balancers in front of funcplane,
-        whose C{X-Forwarded-*} headers are kept; everyone else's are replaced.
+        whose C{X-Forwarded-*}, C{CF-*} and other claims about the client are kept;
+        everyone else's are dropped or replaced (L{funcplane.edge.forwarding}).
     @param limits: the L{ProxyLimits} of every connection.
     @param tails: an L{funcplane.interfaces.ITailSink}, told of finished requests while a
         tail is live (or L{None}).
+    @ivar connections: the L{Shares} of the client addresses: their open connections.
+    @ivar tunnels: the L{Tunnels} (WebSockets) open through the listener.
     """
+
+    # Not "Starting factory <funcplane.edge.listener.ProxyFactory object at 0x...>".
+    noisy = False
 
     def __init__(
         self,
@@ -83,8 +95,9 @@ class ProxyFactory(Factory):
         trusted_proxies=(),
         tails=None,
     ):
-        self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
-        self._open = {}
+        self.trusted = TrustedProxies(trusted_proxies)
+        self.connections = Shares(limits.connections_per_ip)
+        self.tunnels = Tunnels(limits.tunnels_per_version, limits.tunnels_per_client)
         self.routes = routes
         self.supervisor = supervisor
         self.pool = pool
@@ -96,35 +109,6 @@ class ProxyFactory(Factory):
 
     def buildProtocol(self, addr):
         return ProxyChannel(self)
-
-    def opened(self, peer):
-        """
-        Count a connection from C{peer}; whether it is within the per-address limit.
-        """
-        count = self._open.get(peer, 0) + 1
-        self._open[peer] = count
-        limit = self.limits.connections_per_ip
-        return not limit or count <= limit
-
-    def closed(self, peer):
-        count = self._open.get(peer, 0) - 1
-        if count > 0:
-            self._open[peer] = count
-        else:
-            self._open.pop(peer, None)
-
-    def trusts(self, peer):
-        """
-        Whether the client at C{peer} (an address as text) is a proxy whose
-        C{X-Forwarded-*} headers funcplane keeps.
-        """
-        if not self._trusted:
-            return False
-        try:
-            address = ipaddress.ip_address(peer)
-        except ValueError:
-            return False
-        return any(address in network for network in self._trusted)
 
 
 @implementer(IPushProducer)
@@ -145,16 +129,22 @@ class ProxyChannel(Protocol):
         self._parser = HttpRequestParser(self)
         self._held = []
         self._proxying = False
-        self._admin = None
+        # The protocol the connection was handed to: the admin API's, or a Lingering.
+        self._delegate = None
         self._queue = deque()
         # The request whose head is being read: its target and headers so far, its size.
         self._url = b""
         self._headers = None
         self._head_size = 0
-        # The exchange whose body is being read, and how much of it has been.
+        # The exchange whose body is being read, how much of it in how many chunks, and
+        # how far its framing runs beyond what that allows.
         self._parsing = None
         self._received = 0
+        self._chunks = 0
+        self._framing = 0
         self._head_bytes = 0
+        # Whether a request was refused before it was read whole.
+        self._refused = False
         self._buffered = 0
         self._reading = True
         self.gate = None
@@ -178,7 +168,11 @@ class ProxyChannel(Protocol):
         self.upstream_hold = Hold(self.gate, "upstream")
         self.secure = ISSLTransport.providedBy(self.transport)
         self.peer = getattr(self.transport.getPeer(), "host", "unix")
-        if not self.factory.opened(self.peer):
+        # Counted even when refused: connectionLost gives it back either way.
+        connections = self.factory.connections
+        full = connections.full(self.peer)
+        connections.add(self.peer)
+        if full:
             self._reading = False
             self._parser = None
             self.transport.write(
@@ -188,7 +182,7 @@ class ProxyChannel(Protocol):
             return
         self.forwarded_for = self.peer.encode("ascii")
         self.forwarded_proto = b"https" if self.secure else b"http"
-        self.trusted = self.factory.trusts(self.peer)
+        self.trusted = self.factory.trusted.trusts(self.peer)
         self._wait(self._limits.head_seconds, self._head_too_slow)
 
     # Deadlines: for a request's headers, and for the next request on an idle connection.
@@ -228,8 +222,9 @@ class ProxyChannel(Protocol):
     # Receiving.
 
     def dataReceived(self, data):
-        if self._admin is not None:
-            self._admin.dataReceived(data)
+        delegate = self._delegate
+        if delegate is not None:
+            delegate.dataReceived(data)
             return
         if not self._reading:
             return
@@ -241,8 +236,12 @@ class ProxyChannel(Protocol):
         # The head's size is counted twice: exactly, as httptools reports each header
         # (L{_count_head}), and here in raw bytes, because httptools holds a header value
         # until it is complete, and a value that never ends would otherwise grow unseen.
-        if self._parsing is None:
+        # So is a chunked body's framing, which it never reports: bytes fed, not delivered.
+        body = self._parsing
+        if body is None:
             self._head_bytes += len(data)
+        elif body.head.body is CHUNKED:
+            received, chunks = self._received, self._chunks
         try:
             self._parser.feed_data(data)
         except HttpParserCallbackError as e:
@@ -270,15 +269,24 @@ class ProxyChannel(Protocol):
         except HttpParserError as e:
             self._reject(400, f"malformed request: {e}")
             return
-        if self._reading and self._parsing is None and self._head_bytes > self._limits.head_bytes:
-            self._reject(431, "the request line and headers are too large")
+        if not self._reading:
+            return
+        if body is None:
+            if self._parsing is None and self._head_bytes > self._limits.head_bytes:
+                self._reject(431, "the request line and headers are too large")
+        elif self._parsing is body and body.head.body is CHUNKED:
+            delivered, chunks = self._received - received, self._chunks - chunks
+            self._framing = framing_excess(self._framing, len(data), delivered, chunks)
+            if self._framing > FRAMING_SLACK:
+                self._reject(400, f"the chunked body's framing (chunk extensions, trailers) runs"
+                             f" over {FRAMING_SLACK} bytes beyond its data; send plain chunk sizes")
 
     def on_message_begin(self):
         if self._reading:
             self._url = b""
             self._headers = []
             self._head_size = 0
-        self._wait(self._limits.head_seconds, self._head_too_slow)
+            self._wait(self._limits.head_seconds, self._head_too_slow)
 
     def on_url(self, url):
         if self._headers is not None:
@@ -320,7 +328,7 @@ class ProxyChannel(Protocol):
                 raise _HandOff()
             self._begin_proxying()
         exchange = self._parsing = Exchange(self, head)
-        self._received = 0
+        self._received = self._framing = 0
         self._enqueue(exchange)
 
     def on_body(self, body):
@@ -330,6 +338,9 @@ class ProxyChannel(Protocol):
             if self._received > self._limits.body_bytes:
                 raise _Refuse(413, f"the request body is over {self._limits.body_bytes} bytes")
             exchange.request_body(body)
+
+    def on_chunk_header(self):
+        self._chunks += 1
 
     def on_message_complete(self):
         exchange, self._parsing = self._parsing, None
@@ -350,13 +361,16 @@ class ProxyChannel(Protocol):
     def _reject(self, status, message):
         """
         The request being read is broken: answer it with C{status} in its turn, read
-        nothing more, and close.
+        nothing more, and close (unless reading had already stopped).
         """
+        if not self._reading:
+            return
         self._begin_proxying()
         exchange, self._parsing = self._parsing, None
         self._headers = None
         self._reading = False
         self._parser = None
+        self._refused = True
         if exchange is not None:
             # Its head was read: the exchange answers, or breaks off what it began.
             exchange.request_broken(status, message)
@@ -364,6 +378,8 @@ class ProxyChannel(Protocol):
         self._enqueue(Exchange(self, unreadable(status, message)))
 
     def _stop_reading(self):
+        if not self._reading:
+            return
         self._reading = False
         self._parser = None
         if not self._queue and self._proxying:
@@ -381,9 +397,9 @@ class ProxyChannel(Protocol):
         self._parsing = None
         self._headers = None
         data, self._held = b"".join(self._held), None
-        self._admin = self.factory.admin.buildProtocol(self.transport.getPeer())
-        self._admin.makeConnection(self.transport)
-        self._admin.dataReceived(data)
+        self._delegate = self.factory.admin.buildProtocol(self.transport.getPeer())
+        self._delegate.makeConnection(self.transport)
+        self._delegate.dataReceived(data)
 
     def buffered(self, change):
         """
@@ -418,12 +434,22 @@ class ProxyChannel(Protocol):
         A response broke off after it began: close at once so the client cannot take it
         for a complete one.
         """
-        self._close()
+        self._end_exchanges()
         self.transport.abortConnection()
 
     def _close(self):
+        # A client whose request was not read whole may still be sending: a close now
+        # would reset the connection, destroying the answer before the client reads it.
+        linger = self._refused or not self._between_requests()
         self._end_exchanges()
-        self.transport.loseConnection()
+        if not linger:
+            self.transport.loseConnection()
+            return
+        if self._proxying:
+            self.transport.unregisterProducer()
+        limits = self._limits
+        self._delegate = Lingering(self.factory.clock, limits.linger_seconds, limits.linger_bytes)
+        self._delegate.makeConnection(self.transport)
 
     def _end_exchanges(self):
         """
@@ -432,19 +458,19 @@ class ProxyChannel(Protocol):
         self._stop_timers()
         self._reading = False
         self._parser = None
+        # What httptools still parses of the data being fed goes nowhere.
+        self._parsing = self._headers = None
         queue, self._queue = self._queue, deque()
         for exchange in queue:
             exchange.client_gone()
 
     def connectionLost(self, reason):
-        self.factory.closed(self.peer)
-        if self._admin is not None:
+        self.factory.connections.remove(self.peer)
+        if self._delegate is not None:
             self._stop_timers()
-            self._admin.connectionLost(reason)
+            self._delegate.connectionLost(reason)
             return
         self._end_exchanges()
-        self._parsing = None
-        self._headers = None
 
     # IPushProducer, for the client transport, which asks again on every write while it
     # is full: the exchange hears of the first.

@@ -15,7 +15,8 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from funcplane.deadline import Deadline
-from funcplane.edge.http1 import CHUNKED, LENGTH, NO_BODY, UNTIL_CLOSE, UPGRADE
+from funcplane.edge.http1 import CHUNKED, FRAMING_SLACK, LENGTH, NO_BODY, UNTIL_CLOSE, UPGRADE
+from funcplane.edge.http1 import framing_excess
 from funcplane.interfaces import IUpstreamPool
 
 # workerd closes idle keep-alive connections after 15 s; give ours up before that.
@@ -26,7 +27,7 @@ IDLE_PER_SOCKET = 64
 log = Logger()
 
 
-class ResponseHeadTooLarge(Exception):
+class ResponseHeadTooLarge(HttpParserError):
     """
     A child's status line and headers are over the limit.
     """
@@ -84,6 +85,11 @@ class _Response:
     Parses one response (httptools calls it back) and passes it on to the handler. Once
     it is complete it ignores anything further, so a new response never sees the end of an
     old one.
+
+    Its head is counted as it arrives, in raw bytes (httptools holds a header value until
+    it ends, and one that never ends would grow unseen), and exactly, header by header; a
+    chunked body's framing and trailers, which httptools does not report, are counted as
+    what was fed and not delivered (L{funcplane.edge.http1.framing_excess}).
     """
 
     def __init__(self, connection, handler, head_request, head_limit, upgrade=False):
@@ -93,6 +99,10 @@ class _Response:
         self._upgrade = upgrade
         self._head_limit = head_limit
         self._head_size = 0
+        self._head_bytes = 0
+        self._delivered = 0
+        self._chunks = 0
+        self._framing = 0
         self._reason = b""
         self._headers = []
         self._parser = HttpResponseParser(self)
@@ -106,6 +116,11 @@ class _Response:
 
     def feed(self, data):
         self.started = self.started or bool(data)
+        framing = self.framing
+        if framing is None:
+            self._head_bytes += len(data)
+        elif framing is CHUNKED:
+            delivered, chunks = self._delivered, self._chunks
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as e:
@@ -114,6 +129,19 @@ class _Response:
             rest = data[e.args[0] :]
             if rest:
                 self._handler.tunnel_data(rest)
+            return
+        if self.done:
+            return
+        if self.framing is None:
+            if self._head_bytes > self._head_limit:
+                raise ResponseHeadTooLarge(f"the response headers are over {self._head_limit} bytes")
+        elif framing is CHUNKED:
+            delivered, chunks = self._delivered - delivered, self._chunks - chunks
+            self._framing = framing_excess(self._framing, len(data), delivered, chunks)
+            if self._framing > FRAMING_SLACK:
+                raise HttpParserError(
+                    f"the chunked body's framing runs over {FRAMING_SLACK} bytes beyond its data"
+                )
 
     def on_status(self, reason):
         self._reason += reason
@@ -157,7 +185,11 @@ class _Response:
 
     def on_body(self, body):
         if not self.done:
+            self._delivered += len(body)
             self._handler.response_body(body)
+
+    def on_chunk_header(self):
+        self._chunks += 1
 
     def on_message_complete(self):
         if self.framing not in (None, UPGRADE) and not self.done:

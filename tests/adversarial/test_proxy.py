@@ -1,16 +1,20 @@
 """
 Attacks on the proxy, over raw sockets: smuggling, Host confusion, hop-by-hop and
-forwarding headers, pipelining, slow clients.
+forwarding headers, pipelining, slow clients, chunk framing and trailers, refusals a client
+must be able to read, WebSockets that would stay forever.
 """
 
+import http.client
 import json
 
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
+from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
+from funcplane.admin.parse import Limits
 from funcplane.edge.listener import ProxyLimits
-from tests.integration.harness import Funcplane, processes_in, raw_connection
+from tests.integration.harness import TOKEN, Funcplane, processes_in, raw_connection
 
 # Counts the requests it sees and echoes the last one.
 ECHO = """let seen = 0; const paths = [];
@@ -233,3 +237,196 @@ class ConnectionCapTests(TestCase):
         again.transport.write(request)
         received = await again.wait_for(b'"version":"v1"')
         self.assertTrue(received.startswith(b"HTTP/1.1 200 OK\r\n"), received)
+
+
+WS_ECHO = """export default { fetch(request) {
+  if (request.headers.get("upgrade") !== "websocket") return new Response("WebSocket only", {status: 426});
+  const [client, server] = Object.values(new WebSocketPair());
+  server.accept();
+  server.addEventListener("message", e => server.send("echo: " + e.data));
+  return new Response(null, {status: 101, webSocket: client});
+} }"""
+
+WS_UPGRADE = (
+    b"GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+    b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def ws_frame(payload, mask=b"\x11\x22\x33\x44"):
+    """
+    A masked text frame from a client (RFC 6455 5.2), payload under 126 bytes.
+    """
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def post_with_http_client(port, host, path, size):
+    """
+    POST C{size} bytes with Python's http.client, which sends the whole body before it
+    reads; return the status and body it reads, or the error it met.
+    """
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+    headers = {"Host": host, "Authorization": f"Bearer {TOKEN}"}
+    try:
+        connection.request("POST", path, body=b"x" * size, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    except OSError as e:
+        return type(e).__name__, b""
+    finally:
+        connection.close()
+
+
+class FramingAttackTests(TestCase):
+    timeout = 30
+
+    async def setUp(self):
+        self.fp = await Funcplane(self).start()
+        await self.fp.deploy("hello", echo("v1"), version="v1")
+
+    async def attack(self, prefix, piece):
+        """
+        Send a chunked POST that begins with C{prefix}, then C{piece} after C{piece} until
+        funcplane answers (at most 200 KB of pieces), serving other clients meanwhile;
+        return the answer and how many bytes of pieces were sent.
+        """
+        client = await raw_connection(self, self.fp.port)
+        client.transport.write(
+            b"POST / HTTP/1.1\r\nHost: v1.hello.func.local\r\nTransfer-Encoding: chunked\r\n\r\n" + prefix
+        )
+        sent = 0
+        while not client.received and sent < 200_000:
+            client.transport.write(piece)
+            sent += len(piece)
+            await deferLater(reactor, 0.001, lambda: None)
+            if sent % (100 * len(piece)) == 0:
+                self.assertEqual((await self.fp.get("v1.hello.func.local"))[0], 200)
+        self.assertTrue(client.received, f"no answer after {sent} bytes")
+        return await client.lost, sent
+
+    async def test_endless_trailer(self):
+        """
+        A trailer value that never ends is refused with 400 within a few KiB and the
+        connection closes, while other clients are served.
+        """
+        answer, sent = await self.attack(b"3\r\nabc\r\n0\r\nX-Trailer: ", b"a" * 1000)
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer)
+        self.assertIn(b"framing (chunk extensions, trailers) runs over 4096 bytes", answer)
+        self.assertLess(sent, 20_000)
+
+    async def test_chunk_extensions(self):
+        """
+        Chunk extensions beside a trickle of data are refused with 400 after a few KiB,
+        not passed for as long as the body limit would allow.
+        """
+        answer, sent = await self.attack(b"", b"1;" + b"e" * 500 + b"\r\nx\r\n")
+        self.assertTrue(answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer)
+        self.assertLess(sent, 20_000)
+
+
+class RefusalTests(TestCase):
+    """
+    A refused request's answer reaches a client that sends its whole body before reading,
+    on the function listener and the admin API alike; 100 Continue never follows a refusal.
+    """
+
+    timeout = 60
+
+    async def setUp(self):
+        self.fp = await Funcplane(
+            self, proxy_limits=ProxyLimits(body_bytes=1000), limits=Limits(max_code_bytes=1000)
+        ).start()
+        await self.fp.deploy("hello", echo("v1"), version="v1")
+
+    async def test_function_refusal_read(self):
+        """
+        http.client POSTing 32 MiB to a function whose limit is 1,000 bytes reads the 413
+        and why.
+        """
+        status, body = await deferToThread(
+            post_with_http_client, self.fp.port, "v1.hello.func.local", "/", 32 * 1024 * 1024
+        )
+        self.assertEqual((status, body), (413, b"the request body is over 1000 bytes\n"))
+
+    async def test_admin_refusal_read(self):
+        """
+        http.client POSTing 32 MiB to the admin API reads its 413 and the JSON error.
+        """
+        status, body = await deferToThread(
+            post_with_http_client, self.fp.port, "admin", "/api/deploy/hello", 32 * 1024 * 1024
+        )
+        self.assertEqual(status, 413)
+        self.assertEqual(json.loads(body)["error"]["code"], "body_too_large")
+
+    async def test_no_continue_after_refusal(self):
+        """
+        A client that asks to continue with a body over the limit gets the 413 alone,
+        from either listener, and then the end of the connection.
+        """
+        for host, path in [(b"v1.hello.func.local", b"/"), (b"admin", b"/api/deploy/hello")]:
+            client = await raw_connection(self, self.fp.port)
+            client.transport.write(
+                b"POST " + path + b" HTTP/1.1\r\nHost: " + host + b"\r\nAuthorization: Bearer "
+                + TOKEN.encode() + b"\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n"
+            )
+            answer = await client.lost
+            self.assertTrue(answer.startswith(b"HTTP/1.1 413 "), answer)
+            self.assertNotIn(b"100 Continue", answer)
+            self.assertEqual(answer.count(b"HTTP/1.1 "), 1, answer)
+
+
+class ClientClaimsTests(TestCase):
+    timeout = 30
+
+    async def test_claims_dropped(self):
+        """
+        A function never sees a client's CF-Connecting-IP, True-Client-IP, X-Real-IP,
+        Forwarded or CF-* headers; CF-Connecting-IP is the client's address.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("hello", echo("v1"), version="v1")
+        client = await raw_connection(self, fp.port)
+        client.transport.write(
+            b"GET / HTTP/1.1\r\nHost: v1.hello.func.local\r\nConnection: close\r\n"
+            b"CF-Connecting-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
+            b"Forwarded: for=6.6.6.6\r\nCF-IPCountry: XX\r\nCF-Ray: 1-EVIL\r\n\r\n"
+        )
+        [(status, headers, body)] = responses(await client.lost)
+        seen = json.loads(body)["headers"]
+        self.assertEqual(seen["cf-connecting-ip"], "127.0.0.1")
+        for name in ["true-client-ip", "x-real-ip", "forwarded", "cf-ipcountry", "cf-ray"]:
+            self.assertNotIn(name, seen)
+
+
+class WebSocketLimitTests(TestCase):
+    timeout = 30
+
+    async def test_caps_and_idle(self):
+        """
+        A second WebSocket to a version that may hold one is refused with 503 and why;
+        the first, once silent for the idle limit, is closed by funcplane, which lets
+        another in.
+        """
+        fp = await Funcplane(
+            self, proxy_limits=ProxyLimits(tunnels_per_version=1, tunnel_idle_seconds=1.0)
+        ).start()
+        await fp.deploy("chat", WS_ECHO, version="v1")
+        first = await raw_connection(self, fp.port)
+        first.transport.write(WS_UPGRADE % b"v1.chat.func.local")
+        await first.wait_for(b"\r\n\r\n")
+        self.assertTrue(first.received.startswith(b"HTTP/1.1 101 "), first.received)
+        first.transport.write(ws_frame(b"hi"))
+        await first.wait_for(b"echo: hi")
+        second = await raw_connection(self, fp.port)
+        second.transport.write(WS_UPGRADE % b"v1.chat.func.local")
+        refused = await second.lost
+        self.assertTrue(refused.startswith(b"HTTP/1.1 503 Service Unavailable\r\n"), refused)
+        self.assertIn(b"this version has 1 WebSockets open, as many as it may", refused)
+        started = reactor.seconds()
+        await first.lost
+        self.assertLess(reactor.seconds() - started, 5)
+        third = await raw_connection(self, fp.port)
+        third.transport.write(WS_UPGRADE % b"v1.chat.func.local")
+        received = await third.wait_for(b"\r\n\r\n")
+        self.assertTrue(received.startswith(b"HTTP/1.1 101 "), received)

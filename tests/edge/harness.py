@@ -21,6 +21,19 @@ from tests.fakes import FakeSupervisor
 CLIENT = IPv4Address("TCP", "203.0.113.9", 50000)
 
 
+class HalfClosingTransport(StringTransport):
+    """
+    A L{StringTransport} that can be half-closed, as a TCP connection can.
+
+    @ivar write_closed: whether C{loseWriteConnection} was called.
+    """
+
+    write_closed = False
+
+    def loseWriteConnection(self):
+        self.write_closed = True
+
+
 class Children:
     """
     The children's end of every connection the pool makes.
@@ -86,9 +99,9 @@ class ProxyCase(SynchronousTestCase):
         )
         self.channel = self.connect()
 
-    def connect(self):
+    def connect(self, transport_type=StringTransport):
         channel = self.factory.buildProtocol(CLIENT)
-        channel.makeConnection(StringTransport(peerAddress=CLIENT))
+        channel.makeConnection(transport_type(peerAddress=CLIENT))
         return channel
 
     def send(self, data, channel=None):
@@ -110,7 +123,7 @@ class ProxyCase(SynchronousTestCase):
     def assertAnswer(self, status, message, closed=False):
         """
         The client got funcplane's own plain-text answer, and its connection closes after
-        it exactly when C{closed}.
+        it (or, lingering, half-closes) exactly when C{closed}.
         """
         body = message.encode() + b"\n"
         head = b"HTTP/1.1 " + status + b"\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -118,7 +131,9 @@ class ProxyCase(SynchronousTestCase):
         if closed:
             head += b"Connection: close\r\n"
         self.assertEqual(self.received(), head + b"\r\n" + body)
-        self.assertEqual(self.channel.transport.disconnecting, closed)
+        transport = self.channel.transport
+        closing = transport.disconnecting or getattr(transport, "write_closed", False)
+        self.assertEqual(closing, closed)
 
 
 def get(host=b"hello.func.local", path=b"/", extra=b""):

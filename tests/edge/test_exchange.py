@@ -8,6 +8,7 @@ from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, fail
 from twisted.internet.error import ConnectionDone, ConnectionLost
 from twisted.internet.testing import StringTransport
+from twisted.logger import formatEvent, globalLogPublisher
 from twisted.python.failure import Failure
 
 from funcplane.edge.exchange import (
@@ -42,8 +43,25 @@ class RelayTests(ProxyCase):
             self.children.sent(),
             b"GET /path?q=1 HTTP/1.1\r\nHost: v1.hello.func.local\r\nX-Custom: a\r\n"
             b"X-Custom: b\r\nX-Forwarded-For: 203.0.113.9\r\nX-Forwarded-Proto: http\r\n"
-            b"X-Forwarded-Host: v1.hello.func.local\r\n\r\n",
+            b"X-Forwarded-Host: v1.hello.func.local\r\nCF-Connecting-IP: 203.0.113.9\r\n\r\n",
         )
+
+    def test_client_claims_replaced(self):
+        """
+        What a client claims about its address or Cloudflare's view of it never reaches
+        the function: CF-Connecting-IP is its peer address, and True-Client-IP, X-Real-IP,
+        Forwarded and every CF-* header are gone.
+        """
+        self.send(
+            get(extra=b"CF-Connecting-IP: 6.6.6.6\r\nTrue-Client-IP: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n"
+                      b"Forwarded: for=6.6.6.6\r\nCF-IPCountry: XX\r\nCF-Worker: evil.example\r\n")
+        )
+        sent = self.children.sent()
+        self.assertNotIn(b"6.6.6.6", sent)
+        for name in [b"True-Client-IP", b"X-Real-IP", b"Forwarded:", b"CF-IPCountry", b"CF-Worker"]:
+            self.assertNotIn(name, sent)
+        self.assertEqual(sent.count(b"CF-Connecting-IP"), 1)
+        self.assertIn(b"\r\nCF-Connecting-IP: 203.0.113.9\r\n", sent)
 
     def test_response_relayed_without_additions(self):
         """
@@ -102,35 +120,45 @@ class TrustedProxyTests(ProxyCase):
             self.routes, self.supervisor, self.pool, self.admin, self.clock, trusted_proxies=["203.0.113.0/24"]
         )
 
-    def forwarded(self, peer):
+    def forwarded(self, peer, extra=b""):
         channel = self.factory.buildProtocol(None)
         channel.makeConnection(StringTransport(peerAddress=IPv4Address("TCP", peer, 1)))
         channel.dataReceived(
             get(extra=b"X-Forwarded-For: 198.51.100.7\r\nX-Forwarded-Proto: https\r\n"
-                      b"X-Forwarded-Host: example.com\r\n")
+                      b"X-Forwarded-Host: example.com\r\nCF-Ray: 1-LHR\r\n" + extra)
         )
         head = self.children.sent().split(b"\r\n")
-        return [line for line in head if line.lower().startswith(b"x-forwarded")]
+        return [line for line in head if line.lower().startswith((b"x-forwarded", b"cf-"))]
 
     def test_trusted_proxy_claims_kept(self):
         """
-        Behind a trusted load balancer, the client it names is kept and the balancer is
-        added to the chain.
+        Behind a trusted load balancer, the client it names is kept (CF-Connecting-IP
+        names it too), the balancer is added to the chain, and its CF-* headers pass.
         """
         self.assertEqual(
             self.forwarded("203.0.113.9"),
-            [b"X-Forwarded-For: 198.51.100.7, 203.0.113.9", b"X-Forwarded-Proto: https",
-             b"X-Forwarded-Host: example.com"],
+            [b"CF-Ray: 1-LHR", b"X-Forwarded-For: 198.51.100.7, 203.0.113.9", b"X-Forwarded-Proto: https",
+             b"X-Forwarded-Host: example.com", b"CF-Connecting-IP: 198.51.100.7"],
         )
+
+    def test_trusted_proxy_names_the_client(self):
+        """
+        A trusted proxy's own CF-Connecting-IP (as Cloudflare in front sends it) names the
+        client, once.
+        """
+        lines = self.forwarded("203.0.113.9", b"CF-Connecting-IP: 192.0.2.44\r\n")
+        self.assertEqual([line for line in lines if line.startswith(b"CF-Connecting-IP")],
+                         [b"CF-Connecting-IP: 192.0.2.44"])
 
     def test_others_replaced(self):
         """
         A client that is not a trusted proxy has its X-Forwarded claims replaced by funcplane's
-        own view of it.
+        own view of it, and its CF-* headers dropped.
         """
         self.assertEqual(
-            self.forwarded("192.0.2.1"),
-            [b"X-Forwarded-For: 192.0.2.1", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: hello.func.local"],
+            self.forwarded("192.0.2.1", b"CF-Connecting-IP: 198.51.100.7\r\n"),
+            [b"X-Forwarded-For: 192.0.2.1", b"X-Forwarded-Proto: http", b"X-Forwarded-Host: hello.func.local",
+             b"CF-Connecting-IP: 192.0.2.1"],
         )
 
 
@@ -865,3 +893,35 @@ class StateTests(ProxyCase):
         self.assertEqual(upstream.producerState, "paused")
         self.channel.resumeProducing()
         self.assertEqual(upstream.producerState, "producing")
+
+
+class LogLineTests(ProxyCase):
+    """
+    The exchange's log events name the function's host as text, never as a Python repr.
+    """
+
+    def capture(self):
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        return events
+
+    def test_host_as_text(self):
+        """
+        A timeout, a child that did not answer, and one that broke off its response are
+        logged with the host as a string, and the lines read without a b'...'.
+        """
+        events = self.capture()
+        self.send(get(b"V1.Hello.func.local"))
+        self.clock.advance(30)
+        self.channel = self.connect()
+        self.send(get())
+        self.children.connections[-1][1].connectionLost(Failure(ConnectionLost()))
+        self.channel = self.connect()
+        self.send(get())
+        self.children.answer(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nabc")
+        self.children.connections[-1][1].connectionLost(Failure(ConnectionLost()))
+        hosts = [e["host"] for e in events if "host" in e]
+        self.assertEqual(hosts, ["V1.Hello.func.local", "hello.func.local", "hello.func.local"])
+        for event in events:
+            self.assertNotIn("b'", formatEvent(event))

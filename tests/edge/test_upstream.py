@@ -221,3 +221,66 @@ class PoolTests(SynchronousTestCase):
         self.assertNoResult(closed)
         connection.connectionLost(Failure(ConnectionDone()))
         self.successResultOf(closed)
+
+
+class ResponseLimitTests(SynchronousTestCase):
+    """
+    What a child sends that httptools holds or skips without a word (a header value not
+    yet ended, a chunked body's framing and trailers) is counted from the raw bytes as
+    they arrive, so a child cannot make funcplane hold or parse it without end.
+    """
+
+    def setUp(self):
+        self.clock = Clock()
+        self.made = []
+        self.pool = UpstreamPool(self.clock, connect=self.connect, response_head_bytes=100)
+        self.connection = self.successResultOf(self.pool.acquire("/run/a.sock"))
+        self.handler = Handler()
+        self.connection.send(self.handler, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+
+    def connect(self, socket_path, protocol):
+        protocol.makeConnection(StringTransport())
+        self.made.append(protocol)
+        return succeed(protocol)
+
+    def test_header_value_never_ends(self):
+        """
+        A header value that never ends is cut off once the head passes the limit, though
+        no header was ever complete.
+        """
+        self.connection.dataReceived(b"HTTP/1.1 200 OK\r\nX-Big: ")
+        self.connection.dataReceived(b"a" * 60)
+        self.assertFalse(self.connection.transport.disconnected)
+        self.connection.dataReceived(b"a" * 60)
+        self.assertTrue(self.connection.transport.disconnected)
+        self.assertEqual(self.handler.events, [])
+
+    def test_head_within_limit(self):
+        """
+        A head under the limit, arriving in pieces, is read as ever.
+        """
+        for piece in [b"HTTP/1.1 200 OK\r\nX-A: ", b"1\r\nContent-Length: 2\r\n\r\n", b"ok"]:
+            self.connection.dataReceived(piece)
+        self.assertEqual(self.handler.events[-2:], [("body", b"ok"), ("done",)])
+
+    def test_trailer_never_ends(self):
+        """
+        A chunked response whose trailer never ends is cut off past the framing cap.
+        """
+        self.connection.dataReceived(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: ")
+        for _ in range(4):
+            self.connection.dataReceived(b"t" * 1000)
+        self.assertFalse(self.connection.transport.disconnected)
+        self.connection.dataReceived(b"t" * 1000)
+        self.assertTrue(self.connection.transport.disconnected)
+        self.connection.connectionLost(Failure(ConnectionLost()))
+        self.assertEqual(self.handler.events[-1], ("failed", ConnectionLost, False))
+
+    def test_small_chunks_pass(self):
+        """
+        A stream of one-byte chunks, many to a read, is relayed whole.
+        """
+        self.connection.dataReceived(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        self.connection.dataReceived(b"1\r\nx\r\n" * 5000 + b"0\r\n\r\n")
+        self.assertEqual(len([e for e in self.handler.events if e[0] == "body"]), 5000)
+        self.assertEqual(self.handler.events[-1], ("done",))
