@@ -15,7 +15,7 @@ import subprocess
 import tempfile
 import time
 
-TOKEN = "bench-token"
+TOKEN = "bench-token-0123456789abcdef0123456789ab"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -6,7 +6,7 @@ imported, so a fake cannot drift from what it stands in for.
 import signal
 
 from pysqlite3 import dbapi2
-from twisted.internet.defer import fail, succeed
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ProcessDone, ProcessExitedAlready, ProcessTerminated
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
@@ -19,7 +19,7 @@ from funcplane.runtime.process import CONFIG_FD, _Observers
 from funcplane.store.database import connected
 from funcplane.store.sqlite import SQLiteStore
 
-TOKEN = "test-token"
+TOKEN = "test-token-0123456789abcdef0123456789"
 AUTH = {b"Authorization": [b"Bearer " + TOKEN.encode()]}
 
 
@@ -252,7 +252,9 @@ class FakeProcessTransport:
 class FakeSupervisor:
     """
     Hands out socket paths by version id, at once or when the test fires C{held}; records
-    what the platform asks of it.
+    what the platform asks of it.  C{start} succeeds at once, or fails with C{start_error};
+    with C{hold_starts}, it returns a Deferred that the test fires, kept with its spec in
+    C{starting}.
     """
 
     def __init__(self):
@@ -262,6 +264,10 @@ class FakeSupervisor:
         self.in_flight = {}
         self.timed_out = []
         self.stopped = []
+        self.retired = []
+        self.hold_starts = False
+        self.starting = []
+        self.start_error = None
 
     def lease(self, version_id):
         self.in_flight[version_id] = self.in_flight.get(version_id, 0) + 1
@@ -286,7 +292,16 @@ class FakeSupervisor:
 
     def start(self, spec):
         self.asked.append(spec.id)
+        if self.start_error is not None:
+            return fail(self.start_error)
+        if self.hold_starts:
+            d = Deferred()
+            self.starting.append((spec, d))
+            return d
         return succeed(None)
+
+    def retire(self, version_id):
+        self.retired.append(version_id)
 
     def stop(self, version_id):
         self.stopped.append(version_id)

@@ -13,7 +13,17 @@ from twisted.internet.task import LoopingCall
 
 from funcplane import errors
 from funcplane.admin.errors import add_admin_error_handling
-from funcplane.admin.parse import parse_deployment, parse_json_object, required_string
+from funcplane.admin.follow import LogFollower
+from funcplane.admin.parse import (
+    ALIAS_FIELDS,
+    ROLLBACK_FIELDS,
+    check_fields,
+    parse_deployment,
+    parse_json_object,
+    required_string,
+)
+from funcplane.admin.syntax import detect_format, detect_format_later
+from funcplane.model import MODULE
 from funcplane.names import check_label
 from funcplane.timestamps import timestamp
 
@@ -49,7 +59,8 @@ class AdminAPI:
     @param domain: the functions' domain.
     @param public_port: the port function URLs carry (omitted when 80).
     @param logbook: the L{funcplane.observe.logbook.LogBook} the logs routes read.
-    @param clock: an C{IReactorTime}, for the keep-alive comments of followed logs.
+    @param clock: an C{IReactorTime}, for the keep-alive comments of followed logs and for
+        reading a script's format a slice at a time (without it, at once).
     @param cloudflare: the L{funcplane.admin.cloudflare.api.CloudflareAPI} served under
         C{/client/v4}, or L{None} to serve none.
     """
@@ -113,8 +124,15 @@ class AdminAPI:
     @app.route("/api/deploy/<name>", methods=["POST"])
     @admin
     async def deploy(self, request, name):
-        deployment = parse_deployment(name, self._body(request), self._limits)
-        version = (await self._platform.deploy(deployment)).version
+        body = self._body(request)
+        detected = await self._detect_format(body)
+        deployment = parse_deployment(name, body, self._limits, detected)
+        try:
+            version = (await self._platform.deploy(deployment)).version
+        except errors.StartFailed as e:
+            if detected is None or e.reason != "ScriptError":
+                raise
+            raise errors.StartFailed(f"{e}\n{_format_hint(detected)}", e.reason) from e
         host = self._host(deployment.function, version)
         return _json(
             request,
@@ -127,6 +145,21 @@ class AdminAPI:
                 "accessUrl": self._url(host),
             },
         )
+
+    async def _detect_format(self, body):
+        """
+        The format of the body's code, read from its syntax, when the body does not say
+        (L{None} when it does, or when the code is not a string within the size limit:
+        L{parse_deployment} then refuses it or uses what was given).
+        """
+        code = body.get("code")
+        if body.get("format") or not isinstance(code, str):
+            return None
+        if len(code) > self._limits.max_code_bytes:
+            return None
+        if self._clock is None:
+            return detect_format(code)
+        return await detect_format_later(code, self._clock)
 
     @app.route("/api/deploy/<path:name>", methods=["POST"])
     @app.route("/api/rollback/<path:name>", methods=["POST"])
@@ -144,6 +177,7 @@ class AdminAPI:
     async def rollback(self, request, name):
         check_label("function", name)
         body = self._body(request)
+        check_fields(body, ROLLBACK_FIELDS, "rollback")
         version = check_label("version", required_string(body, "version"))
         alias = body.get("alias") or None
         if alias is not None:
@@ -216,7 +250,9 @@ class AdminAPI:
     async def set_alias(self, request, name, alias):
         check_label("function", name)
         check_label("alias", alias)
-        version = check_label("version", required_string(self._body(request), "version"))
+        body = self._body(request)
+        check_fields(body, ALIAS_FIELDS, "alias")
+        version = check_label("version", required_string(body, "version"))
         function, target = await self._platform.set_alias(name, alias, version)
         return _json(
             request,
@@ -278,7 +314,7 @@ class AdminAPI:
         follow = request.args.get(b"follow", [b""])[0].lower() in (b"1", b"true", b"yes")
         accept = request.getHeader(b"accept") or b""
         if follow or b"text/event-stream" in accept:
-            return await self._follow(request, version_ids, lines)
+            return await self._follow(request, function, version_ids, lines)
         return _json(
             request,
             {
@@ -288,19 +324,26 @@ class AdminAPI:
             },
         )
 
-    async def _follow(self, request, version_ids, lines):
+    async def _follow(self, request, function, version_ids, lines):
         """
         Server-sent events: the kept lines, then each new one as it is printed, until the
-        client goes away.  A comment every 15 s keeps idle connections open.
+        client goes away.  A comment every 15 s keeps idle connections open.  A client
+        that stops reading is dropped once a bounded amount waits for it
+        (L{funcplane.admin.follow.LogFollower}).
         """
         request.setHeader(b"content-type", b"text/event-stream; charset=utf-8")
         request.setHeader(b"cache-control", b"no-cache")
+        # The head at once, even with no line to send yet: a client waits for it.
+        request.write(b"")
+        # The kept lines are bounded by the log book; new ones go through the follower.
         for entry in lines:
             request.write(_event(entry))
+        follower = LogFollower(request, function)
+        follower.start()
         gone = Deferred()
         request.notifyFinish().addBoth(lambda _: gone.called or gone.callback(None))
-        unfollow = self._logbook.follow(version_ids, lambda entry: request.write(_event(entry)))
-        keep_alive = LoopingCall(request.write, b": keep-alive\n\n")
+        unfollow = self._logbook.follow(version_ids, lambda entry: follower.send(_event(entry)))
+        keep_alive = LoopingCall(follower.send, b": keep-alive\n\n")
         keep_alive.clock = self._clock
         keep_alive.start(FOLLOW_KEEP_ALIVE, now=False)
         try:
@@ -308,6 +351,7 @@ class AdminAPI:
         finally:
             unfollow()
             keep_alive.stop()
+            follower.stop()
         return b""
 
 
@@ -324,11 +368,28 @@ def _limit(request):
     return int(raw)
 
 
+def _format_hint(detected):
+    """
+    What to say when a script whose format was guessed did not start: the guess may be
+    what went wrong.
+    """
+    if detected == MODULE:
+        return (
+            "funcplane read this code as an ES module (it has a top-level import or export);"
+            ' if it is a service-worker script, send "format":"service-worker"'
+        )
+    return (
+        "funcplane read this code as a service-worker script (it found no top-level import"
+        ' or export statement); if it is an ES module, send "format":"module"'
+    )
+
+
 def _line_json(entry):
     return {
         "seq": entry.seq,
         "time": timestamp(entry.time),
         "version": entry.version,
+        "kind": entry.kind,
         "level": entry.level,
         "message": entry.message,
     }

@@ -16,6 +16,14 @@ from funcplane.errors import Unauthorized
 ENVIRONMENT_VARIABLE = "FUNCPLANE_ADMIN_TOKEN"
 HASH_SETTING = "admin_token_sha256"
 TOKEN_FILE = "admin-token"
+# The shortest admin token funcplane accepts; the tokens it generates have 43 characters.
+MIN_TOKEN_LENGTH = 32
+
+
+class TokenTooShort(Exception):
+    """
+    C{$FUNCPLANE_ADMIN_TOKEN} is shorter than L{MIN_TOKEN_LENGTH}: funcplane does not start.
+    """
 
 
 def token_hash(token):
@@ -78,6 +86,14 @@ class TokenSource:
     async def expected_hash(self):
         given = self._environ.get(ENVIRONMENT_VARIABLE)
         if given:
+            if len(given) < MIN_TOKEN_LENGTH:
+                raise TokenTooShort(
+                    f"${ENVIRONMENT_VARIABLE} has {len(given)} characters; an admin token needs"
+                    f" at least {MIN_TOKEN_LENGTH}. Set a longer one (python3 -c 'import"
+                    f" secrets; print(secrets.token_urlsafe(32))' makes one), or unset it to"
+                    f" use the one funcplane generates (written to"
+                    f" {os.path.join(self._data_dir, TOKEN_FILE)} on its first start)"
+                )
             self.log.info("admin token taken from ${variable}", variable=ENVIRONMENT_VARIABLE)
             return token_hash(given)
         stored = await self._store.get_setting(HASH_SETTING)

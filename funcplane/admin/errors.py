@@ -108,6 +108,35 @@ def cloudflare_error(error):
     return status, envelope(None, False, [{"code": code, "message": str(error)}])
 
 
+# What the admin Site answers by itself, before any route, for statuses that are not a
+# domain error's: the code in /api's document; /client/v4 gives 10000 plus the status.
+SITE_ERRORS = {408: "request_timeout", 429: "too_many_failures"}
+CLOUDFLARE_PREFIX = b"/client/v4/"
+
+
+def _is_cloudflare(path):
+    return path.startswith(CLOUDFLARE_PREFIX) or path == CLOUDFLARE_PREFIX[:-1]
+
+
+def api_error(path, error):
+    """
+    The status and document the API that C{path} (a request path, bytes) names answers
+    for domain error C{error}: for the admin Site, which refuses before any route runs.
+    """
+    return cloudflare_error(error) if _is_cloudflare(path) else admin_error(error)
+
+
+def site_error(path, status, message):
+    """
+    The status and document of a refusal the admin Site makes by itself (a status of
+    L{SITE_ERRORS}), in the shape of the API that C{path} names.
+    """
+    if _is_cloudflare(path):
+        code = CLOUDFLARE_OTHER_HTTP_ERROR + status
+        return status, envelope(None, False, [{"code": code, "message": message}])
+    return status, error_document(SITE_ERRORS[status], message)
+
+
 def _send(request, status, document):
     request.setResponseCode(status)
     request.setHeader(b"content-type", b"application/json")

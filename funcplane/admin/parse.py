@@ -3,16 +3,22 @@ Turn admin API request bodies into validated value types.  Every rule about what
 send lives here, so the core never re-checks it.
 """
 
+import difflib
 import json
-import re
 
 import attrs
 
+from funcplane.admin.syntax import detect_format
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidRequest
-from funcplane.model import FORMATS, MODULE, SERVICE_WORKER, Deployment, script_modules, text_bindings
+from funcplane.model import FORMATS, Deployment, script_modules, text_bindings
 from funcplane.names import check_env_name, check_label
 
-_MODULE_SYNTAX = re.compile(r"^[ \t]*(?:export|import)\b[\s{*'\"]", re.MULTILINE)
+# The fields each body of C{/api} may have.
+DEPLOY_FIELDS = ("runtime", "code", "version", "alias", "format", "env_vars")
+ROLLBACK_FIELDS = ("version", "alias")
+ALIAS_FIELDS = ("version",)
+# JSON nested deeper than this is refused (Python's own parser would give up near 1,000).
+MAX_JSON_DEPTH = 64
 
 
 @attrs.frozen
@@ -33,14 +39,6 @@ class Limits:
         return 2 * self.max_code_bytes + 1024 * 1024
 
 
-def detect_format(code):
-    """
-    Guess a script's format: ES module if any line starts an C{import} or C{export}
-    statement, otherwise a service-worker script.
-    """
-    return MODULE if _MODULE_SYNTAX.search(code) else SERVICE_WORKER
-
-
 def _utf8_length(what, text):
     try:
         return len(text.encode("utf-8"))
@@ -48,17 +46,65 @@ def _utf8_length(what, text):
         raise InvalidRequest(f"{what} is not valid Unicode (it has a lone surrogate)")
 
 
+def load_json(text, what="request body"):
+    """
+    Parse C{text} (str or bytes) as JSON nested at most L{MAX_JSON_DEPTH} deep, or raise
+    L{InvalidRequest} saying what C{what} has wrong.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise InvalidRequest(f"{what} is JSON nested too deeply; at most {MAX_JSON_DEPTH} levels")
+    except (ValueError, UnicodeDecodeError) as e:
+        raise InvalidRequest(f"{what} is not valid JSON: {e}")
+    if _too_deep(value):
+        raise InvalidRequest(f"{what} is JSON nested too deeply; at most {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def _too_deep(value):
+    """
+    Whether C{value} has containers nested more than L{MAX_JSON_DEPTH} deep (looked at
+    without recursion).
+    """
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [
+            child
+            for container in level
+            if isinstance(container, (dict, list))
+            for child in (container.values() if isinstance(container, dict) else container)
+            if isinstance(child, (dict, list))
+        ]
+        if not level:
+            return False
+    return True
+
+
 def parse_json_object(body):
     """
     Parse C{body} (bytes) as a JSON object, or raise L{InvalidRequest}.
     """
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise InvalidRequest(f"request body is not valid JSON: {e}")
+    value = load_json(body)
     if not isinstance(value, dict):
         raise InvalidRequest("request body must be a JSON object")
     return value
+
+
+def check_fields(body, fields, what):
+    """
+    Refuse a C{body} with a field not among C{fields}: a misspelt one (C{envVars}) would
+    otherwise be silently ignored.
+    """
+    unknown = [key for key in body if key not in fields]
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InvalidRequest(
+            f"unknown field '{key[:80]}' in the {what} body{hint}; the fields are"
+            f" {', '.join(fields)}"
+        )
 
 
 def _optional_string(body, key):
@@ -107,15 +153,18 @@ def parse_env(value, limits):
     return tuple(pairs)
 
 
-def parse_deployment(function, body, limits):
+def parse_deployment(function, body, limits, detected=None):
     """
     Validate a deploy request for C{function} into a L{Deployment}.
 
     @param body: the parsed JSON object.
+    @param detected: the code's format if it was detected already (by
+        L{funcplane.admin.syntax.detect_format_later}); used when C{format} is not given.
     @raise InvalidRequest: (or a subclass) for anything malformed.
     @raise CodeTooLarge: when the code is over C{limits.max_code_bytes}.
     """
     check_label("function", function)
+    check_fields(body, DEPLOY_FIELDS, "deploy")
     runtime = body.get("runtime")
     if runtime != "js":
         raise InvalidRequest(f"'runtime' must be \"js\" (got {runtime!r}); only JavaScript runs here")
@@ -131,9 +180,9 @@ def parse_deployment(function, body, limits):
         check_label("alias", alias)
     fmt = _optional_string(body, "format")
     if fmt is None:
-        fmt = detect_format(code)
+        fmt = detected or detect_format(code)
     elif fmt not in FORMATS:
-        raise InvalidRequest(f"'format' must be one of {', '.join(FORMATS)}")
+        raise InvalidRequest(f"'format' must be \"module\" or \"service-worker\", not {fmt[:40]!r}")
     return Deployment(
         function=function,
         format=fmt,

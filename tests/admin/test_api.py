@@ -18,7 +18,7 @@ from funcplane.admin.auth import TokenChecker, token_hash
 from funcplane.errors import StartFailed
 from funcplane.observe.logbook import LogBook
 from funcplane.admin.parse import Limits
-from funcplane.admin.site import admin_site
+from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.model import PLAIN_TEXT, SCRIPT, Binding, Module
 from funcplane.platform import Platform
 from funcplane.routing import NotRouted, RouteTable
@@ -170,8 +170,8 @@ class AdminAPITests(APICase):
         nothing is spawned.
         """
         limit = Limits(max_code_bytes=2000).max_body_bytes
-        channel = admin_site(self.routes, self.api.resource(), limit).buildProtocol(None)
-        channel.callLater = Clock().callLater
+        site = admin_site(self.routes, self.api.resource(), TokenChecker(token_hash(TOKEN)), Clock(), AdminLimits(body_bytes=limit))
+        channel = site.buildProtocol(None)
         transport = StringTransport()
         channel.makeConnection(transport)
         channel.dataReceived(
@@ -297,6 +297,77 @@ class AdminAPITests(APICase):
             self.assertRaises(NotRouted, self.routes.resolve, host)
         self.assertError(self.call("DELETE", "/api/functions/hello"), 404, "function_not_found")
 
+    def test_unknown_fields(self):
+        """
+        A deploy, rollback or alias body with a field those bodies do not have is a 400
+        naming it and the fields there are, and nothing is spawned or changed.
+        """
+        self.assertError(self.deploy(envVars={"A": "1"}), 400, "invalid_request",
+                         "unknown field 'envVars' in the deploy body (did you mean 'env_vars'?); the fields are"
+                         " runtime, code, version, alias, format, env_vars")
+        self.assertEqual(self.launcher.launched, [])
+        self.deploy(version="v1")
+        self.assertError(self.call("POST", "/api/rollback/hello", {"version": "v1", "force": True}), 400,
+                         "invalid_request", "unknown field 'force' in the rollback body; the fields are version, alias")
+        self.assertError(self.call("PUT", "/api/functions/hello/aliases/a", {"version": "v1", "alias": "a"}), 400,
+                         "invalid_request", "unknown field 'alias' in the alias body")
+        self.assertRaises(NotRouted, self.routes.resolve, b"a.hello.func.local")
+
+    def test_deep_json(self):
+        """
+        A body nested deeper than the parser goes is a 400 in the API's JSON, not a
+        RecursionError answered with an HTML 500.
+        """
+        deep = b'{"runtime": "js", "code": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        self.assertError(self.call("POST", "/api/deploy/hello", raw=deep), 400, "invalid_request",
+                         "request body is JSON nested too deeply")
+        self.assertEqual(self.launcher.launched, [])
+
+    def test_format_hint(self):
+        """
+        When code whose format was detected does not start, the error says which format
+        funcplane took it for and how to say the other; with the format given, the
+        runtime's message stands alone.
+        """
+        launch = self.launcher.launch
+
+        def failing(spec):
+            child = launch(spec)
+            child._ready = type(child._ready)()
+            child.fail_start(StartFailed("Uncaught SyntaxError: Unexpected token 'export'", "ScriptError"))
+            return child
+
+        self.launcher.launch = failing
+        code, body = self.deploy(version="v1")
+        self.assertEqual(code, 422)
+        self.assertEqual(
+            body["error"]["message"],
+            "Uncaught SyntaxError: Unexpected token 'export'\nfuncplane read this code as a service-worker"
+            " script (it found no top-level import or export statement); if it is an ES module, send"
+            ' "format":"module"',
+        )
+        self.assertIn('send "format":"service-worker"',
+                      self.deploy(version="v2", code="export default {}")[1]["error"]["message"])
+        code, body = self.deploy(version="v3", format="service-worker")
+        self.assertEqual(body["error"]["message"], "Uncaught SyntaxError: Unexpected token 'export'")
+
+    def test_format_detected_in_slices(self):
+        """
+        A long script's format is read a slice at a time on the API's clock: the deploy
+        waits for it, and the script runs as what it is.
+        """
+        api = AdminAPI(self.platform, TokenChecker(token_hash(TOKEN)), Limits(), "func.local", clock=self.clock)
+        client = StubTreq(api.resource())
+        code = 'const s = `x`;\n' * 5000 + "export default { fetch() { return new Response('m') } }"
+        d = client.request("POST", BASE + "/api/deploy/hello",
+                           data=json.dumps({"runtime": "js", "code": code}).encode(), headers=AUTH)
+        client.flush()
+        self.assertNoResult(d)
+        self.clock.advance(0)
+        client.flush()
+        self.assertEqual(self.successResultOf(d).code, 200)
+        self.assertEqual(self.launcher.launched[0].spec.format, "module")
+
     def test_unknown_route(self):
         """
         Unknown paths and methods get JSON errors too.
@@ -317,19 +388,23 @@ class LogsTests(APICase):
         v1, v2 = (c.spec for c in self.launcher.launched)
         self.logbook.add(v1, "log", "one")
         self.clock.advance(1)
-        self.logbook.add(v2, "error", "Error: two")
+        self.logbook.add(v2, "error", "Error: two", kind="exception")
         self.logbook.add(v1, "log", "three")
 
     def test_function_logs(self):
         """
         A function's logs are the lines of all its versions, in the order printed, each
-        with its version, level and time.
+        with its version, kind (console output or an uncaught exception), level and time.
         """
         code, body = self.call("GET", "/api/functions/hello/logs")
         self.assertEqual(code, 200)
         self.assertEqual(
-            [(line["version"], line["level"], line["message"]) for line in body["lines"]],
-            [("v1", "log", "one"), ("v2", "error", "Error: two"), ("v1", "log", "three")],
+            [(line["version"], line["kind"], line["level"], line["message"]) for line in body["lines"]],
+            [
+                ("v1", "console", "log", "one"),
+                ("v2", "exception", "error", "Error: two"),
+                ("v1", "console", "log", "three"),
+            ],
         )
         self.assertEqual(body["lines"][0]["time"], "2027-01-15T08:00:00.000Z")
         self.assertEqual(body["lines"][1]["time"], "2027-01-15T08:00:01.000Z")

@@ -12,9 +12,12 @@ from twisted.logger import capturedLogs
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 
-from funcplane.admin.auth import HASH_SETTING, TokenChecker, TokenSource, token_hash
+from funcplane.admin.auth import HASH_SETTING, TokenChecker, TokenSource, TokenTooShort, token_hash
 from funcplane.errors import Unauthorized
 from tests.fakes import memory_store
+
+
+LONG = "from-env-0123456789abcdef0123456789"
 
 
 def request_with(**headers):
@@ -58,9 +61,27 @@ class TokenSourceTests(SynchronousTestCase):
         $FUNCPLANE_ADMIN_TOKEN wins; nothing is written, and the token is never logged.
         """
         with capturedLogs() as events:
-            self.assertEqual(self.expected({"FUNCPLANE_ADMIN_TOKEN": "from-env"}), token_hash("from-env"))
+            self.assertEqual(self.expected({"FUNCPLANE_ADMIN_TOKEN": LONG}), token_hash(LONG))
         self.assertEqual(os.listdir(self.data_dir), [])
-        self.assertNotIn("from-env", repr([e for e in events]))
+        self.assertNotIn(LONG, repr([e for e in events]))
+
+    def test_short_token_refused(self):
+        """
+        A $FUNCPLANE_ADMIN_TOKEN shorter than 32 characters stops the start with an error
+        that says how long it is, how long it must be and what to do, without the token;
+        nothing is stored or written.  One of 32 is accepted.
+        """
+        short = "tooshort-" + "x" * 22
+        source = TokenSource(self.store, self.data_dir, {"FUNCPLANE_ADMIN_TOKEN": short})
+        failure = self.failureResultOf(Deferred.fromCoroutine(source.expected_hash()), TokenTooShort)
+        message = str(failure.value)
+        self.assertIn("$FUNCPLANE_ADMIN_TOKEN has 31 characters; an admin token needs at least 32", message)
+        self.assertIn("secrets.token_urlsafe(32)", message)
+        self.assertIn(os.path.join(self.data_dir, "admin-token"), message)
+        self.assertNotIn("tooshort", message)
+        self.assertEqual(os.listdir(self.data_dir), [])
+        self.assertIsNone(self.successResultOf(self.store.get_setting(HASH_SETTING)))
+        self.assertEqual(self.expected({"FUNCPLANE_ADMIN_TOKEN": "y" * 32}), token_hash("y" * 32))
 
     def test_generated_once(self):
         """

@@ -18,7 +18,7 @@ from funcplane.admin.api import AdminAPI
 from funcplane.admin.auth import TokenChecker, token_hash
 from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.parse import Limits
-from funcplane.admin.site import admin_site
+from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.routing import RouteTable
 from tests.fakes import AUTH, TOKEN
 
@@ -244,11 +244,13 @@ class SiteErrorTests(SynchronousTestCase):
         The Site's refusal has the status and code of L{errors.RequestTooLarge}'s row.
         """
         self.patch(tables, "ADMIN_ERRORS", {**tables.ADMIN_ERRORS, errors.RequestTooLarge: (400, "patched")})
-        channel = admin_site(RouteTable("func.local"), _Resource(), max_body_bytes=10).buildProtocol(None)
-        channel.callLater = Clock().callLater
+        site = admin_site(RouteTable("func.local"), _Resource(), TokenChecker(token_hash(TOKEN)), Clock(), AdminLimits(body_bytes=10))
+        channel = site.buildProtocol(None)
         transport = StringTransport()
         channel.makeConnection(transport)
-        channel.dataReceived(b"POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\n")
+        channel.dataReceived(
+            b"POST /api/x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " + TOKEN.encode() + b"\r\nContent-Length: 11\r\n\r\n"
+        )
         head, _, body = transport.value().partition(b"\r\n\r\n")
         self.assertEqual(head.split(b"\r\n")[0], b"HTTP/1.1 400 Bad Request")
         self.assertEqual(

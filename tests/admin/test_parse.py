@@ -3,17 +3,24 @@ Tests for L{funcplane.admin.parse}: the seed's deploy body, validated into a
 L{funcplane.model.Deployment}, and the limits it is held to.
 """
 
+import json
+
 from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidName, InvalidRequest
 from funcplane.model import MODULE, PLAIN_TEXT, SCRIPT, SERVICE_WORKER, Binding, Module
-from funcplane.admin.parse import Limits, detect_format, parse_deployment, parse_json_object
+from funcplane.admin.parse import MAX_JSON_DEPTH, Limits, load_json, parse_deployment, parse_json_object
+from funcplane.admin.syntax import detect_format
 
 SW = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
 ESM = "export default { fetch(request, env) { return new Response(env.APP_ENV) } }"
 
 
 class FormatTests(SynchronousTestCase):
+    """
+    The format of a deploy's code, when the body does not say (L{funcplane.admin.syntax}).
+    """
+
     def test_detection(self):
         """
         Scripts with import or export statements are modules; others are service workers,
@@ -106,9 +113,42 @@ class DeploymentTests(SynchronousTestCase):
 
     def test_bad_format(self):
         """
-        An explicit format must be one of the two known ones.
+        An explicit format must be one of the two known ones, and the message names them.
         """
-        self.assertRaises(InvalidRequest, self.parse, format="commonjs")
+        e = self.assertRaises(InvalidRequest, self.parse, format="commonjs")
+        self.assertEqual(str(e), "'format' must be \"module\" or \"service-worker\", not 'commonjs'")
+
+    def test_format_given_wins(self):
+        """
+        A format in the body wins over what the code looks like, and over what was
+        detected beforehand; without one, what was detected is used.
+        """
+        self.assertEqual(self.parse(code=ESM, format="service-worker").format, SERVICE_WORKER)
+        self.assertEqual(self.parse(code=SW, format="module").format, MODULE)
+        body = {"runtime": "js", "code": SW}
+        self.assertEqual(parse_deployment("hello", body, self.limits, detected=MODULE).format, MODULE)
+        self.assertEqual(
+            parse_deployment("hello", dict(body, format="service-worker"), self.limits, detected=MODULE).format,
+            SERVICE_WORKER,
+        )
+
+    def test_unknown_field(self):
+        """
+        A field the deploy body does not have is refused, naming it, the field it is
+        likely a misspelling of, and every field there is.
+        """
+        e = self.assertRaises(InvalidRequest, self.parse, envVars={"A": "1"})
+        self.assertEqual(
+            str(e),
+            "unknown field 'envVars' in the deploy body (did you mean 'env_vars'?); the fields"
+            " are runtime, code, version, alias, format, env_vars",
+        )
+        e = self.assertRaises(InvalidRequest, self.parse, secrets={})
+        self.assertEqual(
+            str(e),
+            "unknown field 'secrets' in the deploy body; the fields are runtime, code, version,"
+            " alias, format, env_vars",
+        )
 
     def test_json_objects_only(self):
         """
@@ -117,3 +157,18 @@ class DeploymentTests(SynchronousTestCase):
         self.assertEqual(parse_json_object(b'{"a": 1}'), {"a": 1})
         for body in [b"", b"{", b"[1]", b"\xff"]:
             self.assertRaises(InvalidRequest, parse_json_object, body)
+
+    def test_deep_json(self):
+        """
+        JSON nested deeper than Python's parser can go, or than L{MAX_JSON_DEPTH}, is
+        refused as a bad request that says so, not a RecursionError; at the limit it is
+        read.
+        """
+        for depth in [100_000, MAX_JSON_DEPTH + 1]:
+            body = b'{"a": ' + b"[" * depth + b"]" * depth + b"}"
+            e = self.assertRaises(InvalidRequest, parse_json_object, body)
+            self.assertEqual(str(e), f"request body is JSON nested too deeply; at most {MAX_JSON_DEPTH} levels")
+        deepest = "[" * MAX_JSON_DEPTH + "]" * MAX_JSON_DEPTH
+        self.assertEqual(json.dumps(load_json(deepest)), deepest)
+        e = self.assertRaises(InvalidRequest, load_json, "[" * 100_000, "the 'metadata' part")
+        self.assertIn("the 'metadata' part is JSON nested too deeply", str(e))

@@ -19,7 +19,7 @@ from funcplane.datadir import RUN_DIR
 from funcplane.runtime.locate import find_workerd
 from funcplane.service import FuncplaneService, Settings
 
-TOKEN = "integration-token"
+TOKEN = "integration-token-0123456789abcdef01234"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

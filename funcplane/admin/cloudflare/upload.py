@@ -13,6 +13,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
+from funcplane.admin.parse import load_json
 from funcplane.errors import CodeTooLarge, InvalidBinding, InvalidRequest
 from funcplane.model import (
     JSON,
@@ -91,10 +92,7 @@ def _metadata(fields, files):
                 text = content.decode("utf-8", "replace")
     if text is None:
         raise InvalidRequest("the upload has no 'metadata' part")
-    try:
-        metadata = json.loads(text)
-    except ValueError as e:
-        raise InvalidRequest(f"the 'metadata' part is not JSON: {e}")
+    metadata = load_json(text, "the 'metadata' part")
     if not isinstance(metadata, dict):
         raise InvalidRequest("the 'metadata' part must be a JSON object")
     return metadata

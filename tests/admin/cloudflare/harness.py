@@ -66,7 +66,7 @@ class CloudflareCase(SynchronousTestCase):
             new_id=lambda: next(ids), new_version_name=lambda: next(names),
             new_deployment_id=lambda: uuid.uuid4().hex, tails=self.tails,
         )
-        checker = TokenChecker(token_hash(TOKEN))
+        checker = self.checker = TokenChecker(token_hash(TOKEN))
         limits = Limits(max_code_bytes=10_000)
         cloudflare = CloudflareAPI(self.platform, checker, limits, self.clock, self.tails)
         self.api = AdminAPI(self.platform, checker, limits, "func.local", 8081, clock=self.clock, cloudflare=cloudflare)

@@ -52,3 +52,18 @@ class EnvelopeTests(CloudflareCase):
         bad = "http://127.0.0.1:8081/client/v4/accounts/a.b/workers/scripts/hello"
         self.assertCfError(self.call("PUT", bad, body(metadata(), INDEX), UPLOAD), 400, 10021, "account id 'a.b'")
         self.assertEqual(self.launcher.launched, [])
+
+    def test_deep_json_is_10021(self):
+        """
+        JSON nested deeper than the parser goes, in a JSON body or in an upload's
+        metadata part, is a 400 with code 10021 in the envelope, not an HTML 500.
+        """
+        self.deployed()
+        deep = b"[" * 100_000 + b"]" * 100_000
+        self.assertCfError(self.call("POST", SCRIPT + "/tails", b'{"filters": ' + deep + b"}"), 400, 10021,
+                           "nested too deeply")
+        launched = len(self.launcher.launched)
+        upload = body(metadata(), INDEX).replace(b'{"main_module"', b'{"x": ' + deep + b', "main_module"')
+        self.assertCfError(self.call("PUT", SCRIPT, upload, UPLOAD), 400, 10021,
+                           "the 'metadata' part is JSON nested too deeply")
+        self.assertEqual(len(self.launcher.launched), launched)

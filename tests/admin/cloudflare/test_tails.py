@@ -13,7 +13,7 @@ from zope.interface.verify import verifyObject
 
 from funcplane import errors
 from funcplane.admin.cloudflare.tails import SILENT_SECONDS
-from funcplane.admin.site import admin_site
+from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.admin.websocket import CLOSE, PING, PONG, TEXT, FrameParser
 from funcplane.edge.listener import ProxyFactory
 from funcplane.interfaces import ITailSocket
@@ -117,7 +117,7 @@ class TailSocketTests(CloudflareCase):
         super().setUp()
         self.deployed()
         self.tail_id = self.ok("POST", SCRIPT + "/tails", {"filters": []})["id"]
-        site = admin_site(self.routes, self.api.resource(), 10_000)
+        site = admin_site(self.routes, self.api.resource(), self.checker, self.clock, AdminLimits(body_bytes=10_000))
         self.proxy = ProxyFactory(self.routes, None, None, site, self.clock, tails=self.tails)
         self.channel = self.proxy.buildProtocol(None)
         self.transport = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.7", 40000))
@@ -178,14 +178,14 @@ class TailSocketTests(CloudflareCase):
         drops back to none.
         """
         self.open()
-        self.assertEqual(self.proxy._open, {"198.51.100.7": 1})
+        self.assertEqual(self.proxy.connections.held, {"198.51.100.7": 1})
         self.channel.dataReceived(client_frame(CLOSE, b"\x03\xe8"))
         self.assertEqual(self.frames(), [(CLOSE, True, b"\x03\xe8")])
         self.assertTrue(self.transport.disconnecting)
         self.channel.connectionLost(Failure(ConnectionDone()))
         self.assertFalse(self.tails.active)
         self.assertEqual(self.tails.count(), 0)
-        self.assertEqual(self.proxy._open, {})
+        self.assertEqual(self.proxy.connections.held, {})
 
     def test_closed_by_server(self):
         """

@@ -191,7 +191,7 @@ class UploadTests(SynchronousTestCase):
         is refused saying which.
         """
         self.assertRefused(InvalidRequest, "no 'metadata' part", INDEX)
-        self.assertRefused(InvalidRequest, "not JSON", part("metadata", "{"), INDEX)
+        self.assertRefused(InvalidRequest, "not valid JSON", part("metadata", "{"), INDEX)
         self.assertRefused(InvalidRequest, "JSON object", part("metadata", "[]"), INDEX)
         self.assertRefused(InvalidRequest, "names no 'main_module'", part("metadata", "{}"), INDEX)
         self.assertRefused(InvalidRequest, "main module main.js is not among", metadata(main_module="main.js"), INDEX)
