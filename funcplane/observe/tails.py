@@ -31,7 +31,7 @@ from zope.interface import implementer
 
 from funcplane import errors
 from funcplane.interfaces import ITailSink
-from funcplane.observe.trace import TailFilter, event_json, overload_notice
+from funcplane.observe.trace import TailFilter, event_json, overload_notice, threw
 from funcplane.routing import canonical_host, split_host
 
 # A tail ends this long after it is made, as Cloudflare's do.
@@ -296,7 +296,7 @@ class Tails:
             return
         lines, truncated = self._claim(traced)
         outcome = traced.outcome
-        if outcome == "ok" and any(e.level == "error" for e in lines):
+        if outcome == "ok" and threw(lines):
             outcome = "exception"
         texts = [e.message for e in lines]
         text = None

@@ -8,6 +8,7 @@ import attrs
 
 from funcplane import errors
 from funcplane.ids import cf_id, plain_id
+from funcplane.observe.logbook import EXCEPTION
 
 # Request headers whose values a tail never shows.
 REDACTED = frozenset([b"authorization", b"proxy-authorization", b"cookie"])
@@ -149,10 +150,18 @@ def _exception(entry):
     return {"name": name, "message": message, "stack": stack, "timestamp": _ms(entry.time)}
 
 
+def threw(lines):
+    """
+    Whether C{lines} hold an uncaught exception (not merely a C{console.error}).
+    """
+    return any(e.kind == EXCEPTION for e in lines)
+
+
 def event_json(traced, outcome, lines, truncated):
     """
     The trace event (as Cloudflare's tail sends) of C{traced}, whose version printed C{lines}
-    (L{funcplane.observe.logbook.LogEntry}s); C{error} lines are its uncaught exceptions.
+    (L{funcplane.observe.logbook.LogEntry}s): its uncaught exceptions go in C{exceptions},
+    everything else, C{console.error} included, in C{logs} at its own level.
     """
     scheme = "https" if traced.secure else "http"
     url = f"{scheme}://{traced.host.decode('latin-1')}{traced.target.decode('latin-1')}"
@@ -168,11 +177,11 @@ def event_json(traced, outcome, lines, truncated):
         "outcome": outcome,
         "scriptName": traced.function,
         "scriptVersion": {"id": cf_id(traced.version_id)},
-        "exceptions": [_exception(e) for e in lines if e.level == "error"],
+        "exceptions": [_exception(e) for e in lines if e.kind == EXCEPTION],
         "logs": [
             {"message": [e.message], "level": _LEVELS.get(e.level, e.level), "timestamp": _ms(e.time)}
             for e in lines
-            if e.level != "error"
+            if e.kind != EXCEPTION
         ],
         "eventTimestamp": _ms(traced.started),
         "event": event,

@@ -11,6 +11,7 @@ funcplane's cgroups.
 """
 
 import os
+import resource
 
 import attrs
 from twisted.application.service import Service
@@ -19,6 +20,7 @@ from zope.interface import implementer
 
 from funcplane.interfaces import IRuntimeLauncher
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
+from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.limits import ChildLimits, detect
 from funcplane.runtime.process import WorkerdLauncher, child_user, find_env, find_setpriv
@@ -33,6 +35,8 @@ class RuntimeChoices:
     @ivar run_dir: the private directory of the children's sockets.
     @ivar data_dir: the data directory, whose hash names funcplane's cgroups.
     @ivar egress_allow: networks (CIDR text) functions may reach besides public ones.
+    @ivar heap_limit_mb: V8's old-space limit per child, in MiB.
+    @ivar max_log_line_bytes: the longest line of a child's output that is kept.
     """
 
     workerd: str
@@ -42,6 +46,8 @@ class RuntimeChoices:
     egress_allow: tuple = ()
     compatibility_date: str = "2026-11-01"
     child_limits: ChildLimits = ChildLimits()
+    heap_limit_mb: int = 128
+    max_log_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 class Machine:
@@ -57,6 +63,10 @@ class Machine:
     limits = staticmethod(detect)
 
 
+# Below this many open files (about 3 a version), a few hundred versions exhaust them.
+LOW_OPEN_FILES = 4096
+
+
 @implementer(IRuntimeLauncher)
 class ChildRuntime(Service):
     """
@@ -68,13 +78,19 @@ class ChildRuntime(Service):
     @param machine: answers the questions of L{Machine}.
     @param in_thread: how the launcher runs blocking work off the reactor thread (see
         L{WorkerdLauncher}); by default the reactor's thread pool.
+    @param open_files: raises funcplane's limit of open files at start and returns
+        C{(before, after, error)} (see
+        L{funcplane.runtime.descriptors.raise_open_files_limit}); L{None} leaves it alone.
     @ivar confiner: the L{funcplane.runtime.limits.IChildLimits} in force, once started.
     """
 
     log = Logger()
 
-    def __init__(self, reactor, choices, logbook=None, machine=Machine, in_thread=None):
+    def __init__(
+        self, reactor, choices, logbook=None, machine=Machine, in_thread=None, open_files=None
+    ):
         self._reactor = reactor
+        self._open_files = open_files
         self._in_thread = in_thread
         self._choices = choices
         self._logbook = logbook
@@ -84,6 +100,8 @@ class ChildRuntime(Service):
 
     def startService(self):
         super().startService()
+        if self._open_files is not None:
+            self._raise_open_files()
         choices, machine = self._choices, self._machine
         setpriv = machine.setpriv()
         user = machine.user() if setpriv is not None else None
@@ -98,6 +116,7 @@ class ChildRuntime(Service):
         settings = RuntimeSettings(
             egress=machine.egress(choices.egress_allow),
             compatibility_date=choices.compatibility_date,
+            heap_limit_mb=choices.heap_limit_mb,
         )
         self.confiner = machine.limits(choices.child_limits, choices.data_dir)
         leftovers = self.confiner.clean()
@@ -125,7 +144,30 @@ class ChildRuntime(Service):
             limits=self.confiner,
             env=machine.env(),
             in_thread=self._in_thread,
+            max_line_bytes=choices.max_log_line_bytes,
         )
+
+    def _raise_open_files(self):
+        before, after, error = self._open_files()
+        if error is not None:
+            self.log.warn(
+                "funcplane could not raise its open files limit ({before}): {error}",
+                before=before,
+                error=error,
+            )
+        elif after != before:
+            self.log.info(
+                "raised the open files limit from {before} to {after} (the hard limit)",
+                before=before,
+                after=after,
+            )
+        if after != resource.RLIM_INFINITY and after < LOW_OPEN_FILES:
+            self.log.warn(
+                "funcplane may open only {limit} files: each running version takes about 3"
+                " and each request 1 or 2; raise its hard limit (LimitNOFILE= in its systemd"
+                " unit) to run more than a few hundred versions",
+                limit=after,
+            )
 
     def launch(self, spec):
         if self._launcher is None:

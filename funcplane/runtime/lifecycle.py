@@ -74,6 +74,8 @@ class VersionRecord:
         here).
     @ivar crashes: crashes in a row, each within L{Lifecycle.stable} of its start.
     @ivar retry_at: before this time a crashed version is not started again.
+    @ivar verdict: while its child is judged (a request to it timed out), the Deferreds
+        of the requests that wait for the verdict; else L{None}.
     """
 
     id: str
@@ -89,4 +91,4 @@ class VersionRecord:
     retry_at: float = 0.0
     crash_reason: str = ""
     restart_call: object = None
-    checking: bool = False
+    verdict: list | None = None

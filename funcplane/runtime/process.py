@@ -1,13 +1,12 @@
 """
-One workerd child: how it is spawned and how its output is read.
+One workerd child: how it is spawned, and the process it is (how its pipes are read is in
+L{funcplane.runtime.protocol}).
 
 The child gets its config as a binary message on a memfd (so code and env values never touch
 the disk), a listening unix socket made by funcplane in a 0700 directory (C{--socket-fd}),
 and a pipe on which it announces readiness (C{--control-fd}).  Its environment is empty.
 """
 
-import collections
-import json
 import os
 import pwd
 import shutil
@@ -15,131 +14,19 @@ import signal
 import socket
 import uuid
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import succeed
 from twisted.internet.threads import deferToThreadPool
 from twisted.internet.error import ProcessExitedAlready
-from twisted.internet.protocol import ProcessProtocol
-from twisted.logger import Logger
 from zope.interface import implementer
 
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
-from funcplane.runtime.output import parse_workerd_line
 from funcplane.runtime.config import SOCKET_NAME
+from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES
+from funcplane.runtime.protocol import CONTROL_FD, WorkerdProtocol, _Observers
 
 CONFIG_FD = 3
 SOCKET_FD = 4
-CONTROL_FD = 5
-STDERR_TAIL_LINES = 20
-
-
-class _Observers:
-    """
-    A result that any number of callers can wait for, each with a Deferred of its own.
-    """
-
-    def __init__(self):
-        self._waiting = []
-        self._result = None
-        self._done = False
-
-    def when(self):
-        if self._done:
-            return succeed(self._result)
-        d = Deferred()
-        self._waiting.append(d)
-        return d
-
-    @property
-    def done(self):
-        return self._done
-
-    def fire(self, result):
-        if self._done:
-            return
-        self._done, self._result = True, result
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(result)
-
-
-class WorkerdProtocol(ProcessProtocol):
-    """
-    Reads a workerd child's stdout and stderr into log events tagged with the function and
-    version, and its control pipe for the C{listen} event that means it is ready.
-    """
-
-    log = Logger()
-
-    def __init__(self, spec, logbook=None):
-        self.spec = spec
-        self.ready = _Observers()
-        self.ended = _Observers()
-        self.stderr_tail = collections.deque(maxlen=STDERR_TAIL_LINES)
-        self._logbook = logbook
-        self._partial = {}
-
-    def childDataReceived(self, fd, data):
-        lines = (self._partial.pop(fd, b"") + data).split(b"\n")
-        if lines[-1]:
-            self._partial[fd] = lines[-1]
-        for line in lines[:-1]:
-            self._line(fd, line)
-
-    def note(self, message):
-        """
-        Record C{message} from funcplane about this child, as if the child had written it
-        to stderr.
-        """
-        self.stderr_tail.append(message)
-        if self._logbook is not None:
-            self._logbook.add(self.spec, "error", message)
-
-    def _line(self, fd, raw):
-        line = raw.decode("utf-8", "replace")
-        if fd == CONTROL_FD:
-            self._control(line)
-            return
-        parsed = parse_workerd_line(line)
-        if parsed is None:
-            return
-        level, message = parsed
-        stream = "stdout" if fd == 1 else "stderr"
-        if stream == "stderr":
-            self.stderr_tail.append(message)
-        if self._logbook is not None:
-            self._logbook.add(self.spec, level, message)
-        self.log.info(
-            "{function}:{version} {severity}: {text}",
-            function=self.spec.function,
-            version=self.spec.version,
-            stream=stream,
-            severity=level,
-            text=message,
-        )
-
-    def _control(self, line):
-        try:
-            event = json.loads(line)
-        except ValueError:
-            return
-        if event.get("event") == "listen" and event.get("socket") == SOCKET_NAME:
-            self.ready.fire(True)
-
-    def error_text(self):
-        """
-        What the child printed on stderr: the message to show a user whose script failed
-        to start.
-        """
-        return "\n".join(self.stderr_tail).strip()
-
-    def processEnded(self, reason):
-        for fd in list(self._partial):
-            self._line(fd, self._partial.pop(fd))
-        if not self.ready.done:
-            message = self.error_text() or f"workerd exited before it was ready: {reason.value}"
-            self.ready.fire(StartFailed(message))
-        self.ended.fire(reason.value)
 
 
 @implementer(IChild)
@@ -331,6 +218,8 @@ class WorkerdLauncher:
         to its working directory (so that Twisted can use C{posix_spawn}), or L{None}.
     @param in_thread: C{in_thread(f, *args)} runs C{f} off the reactor thread and returns
         a Deferred of its result (by default in the reactor's thread pool).
+    @param max_line_bytes: the longest line of a child's output that is kept; the rest of
+        a longer one is dropped (and the line says how much).
     """
 
     def __init__(
@@ -346,6 +235,7 @@ class WorkerdLauncher:
         limits=None,
         in_thread=None,
         env=None,
+        max_line_bytes=DEFAULT_MAX_LINE_BYTES,
     ):
         self._reactor = reactor
         self._binary = binary
@@ -357,6 +247,7 @@ class WorkerdLauncher:
         self._user = user
         self._limits = limits
         self._env = env
+        self._max_line_bytes = max_line_bytes
         self._in_thread = in_thread or (
             lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
         )
@@ -393,7 +284,7 @@ class WorkerdLauncher:
             os.write(config_fd, blob)
             os.lseek(config_fd, 0, os.SEEK_SET)
             listening = bind_unix_socket(path)
-            protocol = WorkerdProtocol(spec, self._logbook)
+            protocol = WorkerdProtocol(spec, self._logbook, self._max_line_bytes)
             transport = self._reactor.spawnProcess(
                 protocol,
                 executable,

@@ -4,6 +4,10 @@ versions that served nothing for the idle timeout and freezes (SIGSTOP) those id
 C{freeze_after}.  A function's warm latest version and a version with a request in flight
 are left alone.
 
+A version retired by the platform (it serves no host but its own any more: a newer one
+took over) is not left running for the freeze period: it is frozen (suspended, when
+freezing is off) as soon as it has no request in flight.
+
 One version's failure (a signal that raises, a take-out that fails) is logged with that
 version, and the tick goes on with the others: nothing a version does can stop the loop.
 Should the loop end anyway, the end is logged.
@@ -41,6 +45,8 @@ class Reaper:
         self._suspend = suspend
         self._loop = LoopingCall(self.reap)
         self._loop.clock = clock
+        # Ids of the retired versions that still have requests in flight.
+        self._retiring = set()
 
     def start(self):
         """
@@ -72,6 +78,53 @@ class Reaper:
             except Exception:
                 self._failed(Failure(), version, child)
 
+    def retire(self, version):
+        """
+        Freeze (or suspend) C{version} now if it has no request in flight, else once its
+        last one ends (L{idle}); unless it is warm, or L{keep} is called first.
+        """
+        if version.state == RUNNING and not self._is_warm(version.id):
+            self._retiring.add(version.id)
+            self.idle(version)
+
+    def keep(self, version_id):
+        """
+        Leave C{version_id} to the idle timers again: it serves more than its own host, is
+        deleted, or is asked for.
+        """
+        self._retiring.discard(version_id)
+
+    def idle(self, version):
+        """
+        C{version} has no request in flight now: freeze it if it is retired.
+        """
+        if version.id not in self._retiring or version.in_flight:
+            return
+        self._retiring.discard(version.id)
+        child = version.child
+        if version.state != RUNNING or self._is_warm(version.id):
+            return
+        try:
+            if self._lifecycle.freeze_after is None:
+                exited = self._suspend(version, "now that it is superseded")
+                exited.addErrback(self._failed, version, child)
+            else:
+                self._freeze(version, "now that it is superseded")
+        except Exception:
+            # Called as a request ends: its failure is the version's, not the request's.
+            self._failed(Failure(), version, child)
+
+    def _freeze(self, version, why):
+        child = version.child
+        child.signal(signal.SIGSTOP)
+        version.state = FROZEN
+        self.log.info(
+            "froze {function}:{version} {why}; its next request thaws it",
+            function=child.spec.function,
+            version=child.spec.version,
+            why=why,
+        )
+
     def _reap(self, version, now):
         if version.state not in (RUNNING, FROZEN) or version.in_flight or self._is_warm(version.id):
             return
@@ -82,13 +135,7 @@ class Reaper:
             exited = self._suspend(version, "due to inactivity")
             exited.addErrback(self._failed, version, child)
         elif freeze_after is not None and version.state == RUNNING and idle >= freeze_after:
-            child.signal(signal.SIGSTOP)
-            version.state = FROZEN
-            self.log.info(
-                "froze {function}:{version} due to inactivity; its next request thaws it",
-                function=child.spec.function,
-                version=child.spec.version,
-            )
+            self._freeze(version, "due to inactivity")
 
     def _failed(self, failure, version, child):
         spec = child.spec if child is not None else None

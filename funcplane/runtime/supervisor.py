@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from funcplane.errors import AtCapacity, StartFailed
 from funcplane.interfaces import ISupervisor
+from funcplane.runtime.admission import Admission
 from funcplane.runtime.lifecycle import (
     CRASHED,
     FROZEN,
@@ -36,7 +37,7 @@ from funcplane.runtime.lifecycle import (
     VersionRecord,
 )
 from funcplane.runtime.reaper import Reaper
-from funcplane.runtime.watchdog import SpinWatch
+from funcplane.runtime.watchdog import SpinWatch, Verdicts
 
 
 class _Lease:
@@ -68,6 +69,8 @@ class Supervisor(Service):
         latest), unless C{lifecycle.scale_to_zero}.
     @param watch: a L{funcplane.runtime.watchdog.SpinWatch}, which tells a wedged child
         after a request to it timed out.
+    @param descriptors: a L{funcplane.runtime.descriptors.DescriptorReserve} asked before
+        each spawn, or L{None}.
     @param jitter: returns the factor a backoff delay is multiplied by.
     """
 
@@ -82,13 +85,15 @@ class Supervisor(Service):
         is_warm=lambda version_id: False,
         watch=None,
         jitter=lambda: random.uniform(0.8, 1.2),
+        descriptors=None,
     ):
         self._clock = clock
         self._launcher = launcher
         self._load_spec = load_spec
         self._lifecycle = lifecycle
         self._is_warm = is_warm
-        self._watch = watch or SpinWatch(clock)
+        self._verdicts = Verdicts(watch or SpinWatch(clock), self._kill_wedged)
+        self._admission = Admission(lifecycle, self._warm, descriptors)
         self._jitter = jitter
         self._versions = {}
         self._stopping = False
@@ -142,14 +147,13 @@ class Supervisor(Service):
         """
         How many children are running, frozen or starting.
         """
-        return sum(1 for v in self._versions.values() if v.state in (RUNNING, FROZEN, STARTING))
+        return self._admission.running_count(self._versions.values())
 
     def has_room(self):
         """
         Whether one more child may start without suspending another (C{max_running}).
         """
-        limit = self._lifecycle.max_running
-        return limit is None or self.running_count() < limit
+        return self._admission.has_room(self._versions.values())
 
     # Requests.
 
@@ -166,25 +170,34 @@ class Supervisor(Service):
     def _released(self, version):
         version.in_flight -= 1
         version.last_used = self._clock.seconds()
+        if version.in_flight == 0:
+            self._reaper.idle(version)
 
     def running_socket(self, version_id):
         """
         The socket path of version C{version_id} if it is running, else L{None}: the
-        proxy's fast path, without a Deferred.
+        proxy's fast path, without a Deferred.  While its child is judged (a request to it
+        timed out) it is L{None} too: L{ensure_running} waits for the verdict.
         """
         version = self._versions.get(version_id)
         if version is not None and version.child is not None and version.state == RUNNING:
-            return version.child.socket_path
+            if version.verdict is None:
+                return version.child.socket_path
         return None
 
     def ensure_running(self, version_id):
         """
         A Deferred firing with the socket path of version C{version_id}, starting it first
         when it is not running.  Fails with L{StartFailed} while the version is backing off
-        after crashes, and with L{AtCapacity} when the running budget is spent on versions
-        that are all busy.
+        after crashes, and with L{AtCapacity} when no child may start (see
+        L{funcplane.runtime.admission}).  While the version's child is judged, it waits for
+        the verdict: then it is the same child, or a fresh one if that one was killed.
         """
         version = self._version(version_id)
+        self._reaper.keep(version_id)
+        if version.verdict is not None:
+            judged = self._verdicts.wait(version)
+            return judged.addCallback(lambda _: self.ensure_running(version_id))
         child = self._serving(version)
         if child is not None:
             return succeed(child.socket_path)
@@ -201,10 +214,12 @@ class Supervisor(Service):
         L{StartFailed}.
         """
         version = self._version(spec.id)
+        self._reaper.keep(spec.id)
         child = self._serving(version)
         if child is not None:
             return succeed(child)
-        return self._start(version, lambda: succeed(spec))
+        # A deploy: the version is about to be its function's latest.
+        return self._start(version, lambda: succeed(spec), for_latest=True)
 
     def _serving(self, version):
         """
@@ -222,13 +237,18 @@ class Supervisor(Service):
             reason="CrashLoop",
         )
 
-    def _start(self, version, get_spec):
+    def _start(self, version, get_spec, for_latest=False):
         waiter = Deferred()
         if version.waiters is not None:
             version.waiters.append(waiter)
             return waiter
         try:
-            room = self._make_room(version)
+            room = self._admission.make_room(
+                version,
+                self._versions.values(),
+                self._take_out,
+                for_latest or self._warm(version.id),
+            )
         except AtCapacity:
             return fail()
         self._cancel_restart(version)
@@ -241,29 +261,6 @@ class Supervisor(Service):
         d.addCallback(self._launch)
         d.addBoth(self._started, version)
         return waiter
-
-    def _make_room(self, version):
-        """
-        A Deferred that fires once there is room for C{version} under C{max_running}: at
-        once, or when the least recently used idle version has been suspended and has
-        exited.  Raises L{AtCapacity} when every running version is busy.
-        """
-        if self.has_room():
-            return succeed(None)
-        limit = self._lifecycle.max_running
-        idle = [
-            v
-            for v in self._versions.values()
-            if v is not version and v.state in (RUNNING, FROZEN) and v.in_flight == 0
-        ]
-        if not idle:
-            raise AtCapacity(
-                f"{limit} versions are running (--max-running) and every one is busy;"
-                " try again shortly"
-            )
-        lukewarm = [v for v in idle if not self._warm(v.id)] or idle
-        victim = min(lukewarm, key=lambda v: v.last_used or 0.0)
-        return self._take_out(victim, SUSPENDED, "to make room (--max-running)")
 
     def _launch(self, spec):
         if self._stopping:
@@ -413,6 +410,14 @@ class Supervisor(Service):
         """
         self._reaper.reap()
 
+    def retire(self, version_id):
+        """
+        See L{ISupervisor.retire}: the reaper freezes it once nothing is in flight on it.
+        """
+        version = self._versions.get(version_id)
+        if version is not None:
+            self._reaper.retire(version)
+
     def _thaw(self, version):
         version.child.signal(signal.SIGCONT)
         version.state = RUNNING
@@ -421,19 +426,14 @@ class Supervisor(Service):
         """
         A request to C{version_id} ran past the request timeout: watch its child's CPU for a
         moment, and kill it if it is spinning (a handler in an endless loop never yields,
-        so every request to it would time out).
+        so every request to it would time out).  Requests that arrive meanwhile wait for
+        the verdict (L{ensure_running}): none is sent to a child about to be killed.
         """
         version = self._versions.get(version_id)
-        if version is None or version.child is None or version.checking:
-            return
-        version.checking = True
-        child = version.child
-        self._watch.share(child.pid).addCallback(self._judge, version, child)
+        if version is not None:
+            self._verdicts.judge(version)
 
-    def _judge(self, share, version, child):
-        version.checking = False
-        if version.child is not child or not self._watch.spinning(share):
-            return
+    def _kill_wedged(self, version, child, share):
         self.log.warn(
             "killed {function}:{version}: a request ran past the request timeout while it"
             " used {percent:.0f}% of a CPU; it starts again on its next request",
@@ -467,6 +467,7 @@ class Supervisor(Service):
         """
         Stop C{version_id} and drop what is known of it (it was deleted).
         """
+        self._reaper.keep(version_id)
         return self.stop(version_id).addCallback(lambda _: self._versions.pop(version_id, None))
 
     def startService(self):

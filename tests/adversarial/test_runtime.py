@@ -1,12 +1,17 @@
 """
 Attacks from inside a function, and on the machine it runs on: reaching loopback, the
 admin API or the host by any spelling, reading funcplane's secrets, exhausting memory,
-waking everything at once.
+waking everything at once, printing a 20 MiB line, spinning under a CPU quota (and the
+request that comes right after), running funcplane out of file descriptors; and what a
+function's console output and its uncaught errors are, as a tail sees them.
 """
 
 import json
 import os
 import pwd
+import resource
+import shutil
+import sys
 import tempfile
 from unittest import SkipTest
 
@@ -14,12 +19,16 @@ import ifaddr
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import LoopingCall
+from twisted.internet.utils import getProcessOutputAndValue
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.trial.unittest import TestCase
 from twisted.web.server import Site
 
+from funcplane.observe.trace import TailFilter
+from funcplane.runtime.descriptors import count_open
 from funcplane.runtime.limits import MiB, ChildLimits, CgroupPart, detect
 from tests.integration.harness import Funcplane, processes_in
+from tests.observe.test_tails import FakeSocket
 from tests.integration.test_platform import Canary
 
 PROBE = """import { connect } from "cloudflare:sockets";
@@ -254,3 +263,345 @@ class ProcessAttackTests(TestCase):
             quota_file, expected = "cpu.max", "50000 100000"
         with open(os.path.join(part.parent, os.path.basename(group), quota_file)) as f:
             self.assertEqual(f.read().strip(), expected)
+
+
+LOUD = """export default { fetch(request) {
+  if (new URL(request.url).pathname == "/loud") {
+    console.log("x".repeat(20 * 1024 * 1024));
+    return new Response("said 20 MiB");
+  }
+  return new Response("quiet");
+} }"""
+
+CONSOLE_AND_THROW = """export default { fetch(request) {
+  const path = new URL(request.url).pathname;
+  if (path == "/throw") throw new TypeError("kaboom");
+  console.log("a log");
+  console.info("an info");
+  console.debug("a debug");
+  console.warn("a warn");
+  console.error("an error, not thrown");
+  return new Response("printed");
+} }"""
+
+SPIN = """export default { fetch(request) {
+  if (new URL(request.url).pathname == "/spin") { for (;;) {} }
+  return new Response("not spinning");
+} }"""
+
+
+async def sleep(seconds):
+    d = Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    await d
+
+
+async def eventually(check, seconds=10.0):
+    """
+    Wait until C{check()} is true, polling; fail after C{seconds}.
+    """
+    waited = 0.0
+    while not check():
+        if waited >= seconds:
+            raise AssertionError(f"not true after {seconds} s")
+        await sleep(0.05)
+        waited += 0.05
+
+
+class OutputAttackTests(TestCase):
+    """
+    What a function prints cannot cost funcplane more than its share.
+    """
+
+    timeout = 60
+
+    async def test_huge_console_log(self):
+        """
+        One console.log of 20 MiB: other requests are answered meanwhile without a stall,
+        and funcplane keeps only the line cap of it (the line says how much was dropped),
+        in the log book and in its own log event.
+        """
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        fp = await Funcplane(self, max_log_line_bytes=16 * 1024).start()
+        await fp.deploy("loud", LOUD)
+        await fp.deploy("quiet", "export default { fetch() { return new Response('fine') } }")
+        loud = Deferred.fromCoroutine(fp.get("loud.func.local", "/loud"))
+        latencies = []
+        loud_id = self.version_id(fp, "loud")
+        while not loud.called or not fp.service.logbook.lines([loud_id]):
+            started = reactor.seconds()
+            self.assertEqual(await fp.get("quiet.func.local"), (200, "fine"))
+            latencies.append(reactor.seconds() - started)
+        self.assertEqual(await loud, (200, "said 20 MiB"))
+        self.assertLess(max(latencies), 0.5, f"{len(latencies)} requests, slowest {max(latencies):.2f} s")
+        [entry] = fp.service.logbook.lines([loud_id])
+        self.assertLess(len(entry.message), 16 * 1024, f"kept {len(entry.message)} characters of the line")
+        dropped = 20 * 1024 * 1024 + len('{"timestamp":0000000000000,"level":"log","message":""}') - 16 * 1024
+        self.assertEqual((entry.kind, entry.level), ("console", "log"))
+        self.assertRegex(entry.message, r"^x{16000,} \[truncated: \d+ more bytes dropped\]$")
+        self.assertAlmostEqual(int(entry.message.rsplit("truncated: ", 1)[1].split()[0]), dropped, delta=8)
+        [event] = [e for e in events if e.get("function") == "loud" and "truncated" in e]
+        self.assertEqual(event["text"], entry.message)
+        self.assertGreater(event["truncated"], 20 * 1024 * 1024 - 16 * 1024)
+
+    def version_id(self, fp, function):
+        """
+        The id of C{function}'s latest version.
+        """
+        return fp.service.routes.resolve(f"{function}.func.local")
+
+
+class ConsoleAndExceptionTests(TestCase):
+    """
+    A real child's console output and its uncaught errors are different events, as on
+    Cloudflare.
+    """
+
+    timeout = 60
+
+    async def test_console_error_is_not_an_exception(self):
+        """
+        console.log, .info, .debug, .warn and .error come back as console lines at their
+        own levels, and a tail sees a request that called console.error as outcome ok
+        with no exception; a request that throws is an exception, with its name and
+        message, and no console line.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("printer", CONSOLE_AND_THROW)
+        version_id = fp.service.routes.resolve("printer.func.local")
+        tail = fp.service.tails.open("printer", TailFilter())
+        socket = FakeSocket()
+        fp.service.tails.attached(fp.service.tails.waiting(tail.id), socket)
+        self.assertEqual(await fp.get("printer.func.local", "/print"), (200, "printed"))
+        await eventually(lambda: len(socket.sent) == 1)
+        code, _ = await fp.get("printer.func.local", "/throw")
+        self.assertEqual(code, 500)
+        await eventually(lambda: len(socket.sent) == 2)
+        printed, threw = socket.sent
+        self.assertEqual((printed["outcome"], printed["exceptions"]), ("ok", []))
+        self.assertEqual(
+            [(log["level"], log["message"]) for log in printed["logs"]],
+            [("log", ["a log"]), ("info", ["an info"]), ("debug", ["a debug"]), ("warn", ["a warn"]),
+             ("error", ["an error, not thrown"])],
+        )
+        self.assertEqual((threw["outcome"], threw["logs"]), ("exception", []))
+        [exception] = threw["exceptions"]
+        self.assertEqual((exception["name"], exception["message"]), ("TypeError", "kaboom"))
+        kept = [(e.kind, e.level, e.message.splitlines()[0]) for e in fp.service.logbook.lines([version_id])]
+        self.assertEqual(
+            kept,
+            [("console", "log", "a log"), ("console", "info", "an info"), ("console", "debug", "a debug"),
+             ("console", "warn", "a warn"), ("console", "error", "an error, not thrown"),
+             ("exception", "error", "TypeError: kaboom")],
+        )
+        code, logs = await fp.api("GET", "/api/functions/printer/logs")
+        self.assertEqual([line["level"] for line in logs["lines"]], ["log", "info", "debug", "warn", "error", "error"])
+
+
+class SpinAttackTests(TestCase):
+    """
+    A handler in an endless loop, under a CPU quota of half a core.
+    """
+
+    timeout = 60
+
+    async def test_throttled_spinner_killed_and_next_request_served(self):
+        """
+        With --child-cpu 0.5 the spinning child uses half a core at most, and is killed
+        all the same once its request timed out (504); a request sent right after the
+        504, while the child is watched, waits for the verdict and is answered by a fresh
+        child, not killed with the wedged one.
+        """
+        confiner = detect(ChildLimits(cpu=0.5), tempfile.mkdtemp(prefix="fplimits"))
+        confiner.close()
+        if confiner.missing:
+            raise SkipTest(confiner.missing[0])
+        events = []
+        globalLogPublisher.addObserver(events.append)
+        self.addCleanup(globalLogPublisher.removeObserver, events.append)
+        fp = await Funcplane(self, child_limits=ChildLimits(cpu=0.5), request_timeout=1.0).start()
+        await fp.deploy("spin", SPIN)
+        [wedged] = processes_in(fp.run_dir)
+        code, text = await fp.get("spin.func.local", "/spin")
+        self.assertEqual((code, text), (504, "the function did not answer within 1 seconds\n"))
+        self.assertEqual(await fp.get("spin.func.local", "/"), (200, "not spinning"))
+        await eventually(lambda: wedged not in processes_in(fp.run_dir))
+        [killed] = [e for e in events if e.get("log_format", "").startswith("killed {function}")]
+        self.assertEqual(killed["function"], "spin")
+        self.assertGreater(killed["percent"], 40)
+        self.assertLessEqual(killed["percent"], 60)
+
+
+class DescriptorAttackTests(TestCase):
+    """
+    Running out of file descriptors refuses new versions with the reason, and leaves
+    what runs serving.
+    """
+
+    timeout = 60
+
+    async def test_out_of_descriptors(self):
+        """
+        With descriptors held elsewhere until a few deploys' worth are left above the
+        reserve, deploys succeed until fewer than the reserve are free; then a deploy
+        answers 503 saying why and what to do, and every version that started still
+        answers; once the descriptors are freed, a deploy succeeds again.
+        """
+        fp = await Funcplane(self, fd_reserve=64).start()
+        code, body = await fp.deploy("f0", "export default { fetch() { return new Response('f0') } }")
+        self.assertEqual(code, 200, body)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        # A limit above every descriptor open now (one under an open descriptor breaks
+        # spawning), then descriptors held until 76 are free: about four deploys' worth
+        # above the reserve of 64.
+        limit = max(int(fd) for fd in os.listdir("/proc/self/fd")) + 200
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+        held = [os.open(os.devnull, os.O_RDONLY) for _ in range(limit - 76 - count_open())]
+        self.addCleanup(lambda: [os.close(fd) for fd in held if fd is not None])
+        deployed, refused = ["f0"], None
+        for i in range(1, 30):
+            code, body = await fp.deploy(f"f{i}", f"export default {{ fetch() {{ return new Response('f{i}') }} }}")
+            if code != 200:
+                refused = (code, body)
+                break
+            deployed.append(f"f{i}")
+        self.assertIsNotNone(refused, "no deploy was refused")
+        code, body = refused
+        self.assertEqual((code, body["error"]["code"]), (503, "at_capacity"), body)
+        self.assertRegex(
+            body["error"]["message"],
+            r"^funcplane has \d+ of its \d+ file descriptors free, fewer than the 64 it keeps for the"
+            r" versions already running \(--fd-reserve\), so no other version starts until some close;"
+            r" raise funcplane's open files limit \(LimitNOFILE= in its systemd unit, or ulimit -n\)"
+            r" or lower --max-running$",
+        )
+        self.assertGreater(len(deployed), 2)
+        for name in deployed:
+            self.assertEqual(await fp.get(f"{name}.func.local"), (200, name))
+        for index, fd in enumerate(held):
+            os.close(fd)
+            held[index] = None
+        name = f"f{len(deployed)}"
+        code, body = await fp.deploy(name, f"export default {{ fetch() {{ return new Response('{name}') }} }}")
+        self.assertEqual(code, 200, body)
+        self.assertEqual(await fp.get(f"{name}.func.local"), (200, name))
+
+
+# Run inside a private network namespace (unshare -n): puts ADDRESSES on its loopback, serves
+# a canary on all of them, runs one real workerd child with funcplane's egress policy (the
+# host's own addresses left out, so that only the special-purpose ranges can deny), and
+# prints what the child's fetch() and connect() reached and how often the canary was hit.
+NAMESPACE_PROBE = r"""
+import http.server, json, os, socket, subprocess, sys, tempfile, threading, time, ipaddress
+from funcplane.model import VersionSpec, script_modules
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
+from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.locate import find_workerd
+
+addresses, allowed, code = json.loads(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+for address in addresses:
+    family = "-6" if ":" in address else "-4"
+    extra = ["nodad"] if ":" in address else []
+    subprocess.run(["ip", family, "addr", "add", address, "dev", "lo", *extra], check=True)
+hits = []
+
+class Canary(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        hits.append(self.path)
+        self.send_response(200)
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+
+class DualStack(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+server = DualStack(("::", 0), Canary)
+port = server.server_address[1]
+threading.Thread(target=server.serve_forever, daemon=True).start()
+policy = EgressPolicy(allowed=tuple(ipaddress.ip_network(n) for n in allowed))
+spec = VersionSpec(id="x", function="probe", version="v1", format="module",
+                   modules=script_modules(code, "module"), bindings=())
+blob = ConfigBuilder(RuntimeSettings(egress=policy)).build(spec)
+directory = tempfile.mkdtemp()
+config = os.path.join(directory, "config.bin")
+with open(config, "wb") as f:
+    f.write(blob)
+path = os.path.join(directory, "s.sock")
+listening = socket.socket(socket.AF_UNIX)
+listening.bind(path)
+listening.listen(8)
+child = subprocess.Popen([find_workerd(), "serve", "--binary", config, "--socket-fd", f"http={listening.fileno()}"],
+                         pass_fds=[listening.fileno()], env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+try:
+    targets = [f"[{a.split('/')[0]}]:{port}" if ":" in a else f"{a.split('/')[0]}:{port}" for a in addresses]
+    query = json.dumps(targets)
+    for attempt in range(100):
+        try:
+            client = socket.socket(socket.AF_UNIX)
+            client.connect(path)
+            break
+        except OSError:
+            time.sleep(0.05)
+    from urllib.parse import quote
+    client.sendall(f"GET /?{quote(query)} HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n".encode())
+    response = b""
+    while True:
+        data = client.recv(65536)
+        if not data:
+            break
+        response += data
+    body = response.partition(b"\r\n\r\n")[2]
+    print(json.dumps({"results": json.loads(body), "hits": len(hits)}))
+finally:
+    child.kill()
+    child.wait()
+"""
+
+# Addresses in ranges workerd counts as public, or that embed an IPv4 address: the deny
+# list must refuse each.
+SPECIAL = ["2002:7f00:1::1/128", "::ffff:0:7f00:1/128", "3fff::1/128", "5f00::1/128", "100:0:0:1::1/128",
+           "2001:db8::1/128", "192.0.2.5/32", "198.51.100.7/32", "203.0.113.5/32", "192.88.99.1/32"]
+
+
+class EgressNamespaceTests(TestCase):
+    """
+    Egress denial tried for real, inside a private network namespace whose loopback holds
+    the addresses: no packet leaves it.
+    """
+
+    timeout = 60
+
+    async def probe(self, allowed):
+        if os.geteuid() != 0 or not shutil.which("unshare") or not shutil.which("ip"):
+            raise SkipTest("needs root, unshare and ip for a private network namespace")
+        out, err, status = await getProcessOutputAndValue(
+            "/usr/bin/env",
+            ["unshare", "-n", sys.executable, "-c", NAMESPACE_PROBE, json.dumps(SPECIAL), json.dumps(allowed), PROBE],
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": os.pathsep.join(sys.path)},
+            path=os.getcwd(),
+        )
+        self.assertEqual(status, 0, err.decode())
+        return json.loads(out)
+
+    async def test_special_ranges_refused(self):
+        """
+        fetch() and connect() to an address of each such range (6to4, IPv4-translated,
+        documentation, segment routing, the dummy prefix, the 6to4 relay) are refused and
+        the canary counts no hit; with those ranges opened by --egress-allow, the same
+        child reaches each, so the refusal is the deny list's.
+        """
+        refused = await self.probe([])
+        self.assertEqual(len(refused["results"]), 2 * len(SPECIAL))
+        self.assertEqual({k: v for k, v in refused["results"].items() if v != "blocked"}, {})
+        self.assertEqual(refused["hits"], 0)
+        opened = await self.probe(SPECIAL)
+        self.assertEqual({k: v for k, v in opened["results"].items() if not v.startswith("reached")}, {})
+        self.assertEqual(opened["hits"], len(SPECIAL))

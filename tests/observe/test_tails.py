@@ -317,7 +317,7 @@ class EventTests(TailsCase):
         """
         _, socket = self.connect()
         self.request(
-            lines=[("log", "before"), ("error", "TypeError: kaboom\n    at index.js:5:36")],
+            lines=[("log", "before"), ("error", "TypeError: kaboom\n    at index.js:5:36", "exception")],
             status=500,
         )
         self.clock.advance(SETTLE_SECONDS)
@@ -328,6 +328,21 @@ class EventTests(TailsCase):
         self.assertEqual(
             (exception["name"], exception["message"], exception["stack"]),
             ("TypeError", "kaboom", "    at index.js:5:36"),
+        )
+
+    def test_console_error_is_a_log(self):
+        """
+        A console.error line is a log at level error, as on Cloudflare: the outcome stays
+        C{ok} and C{exceptions} empty; console.warn is a log at level warn.
+        """
+        _, socket = self.connect()
+        self.request(lines=[("error", "TypeError: shown, not thrown"), ("warn", "careful")])
+        self.clock.advance(SETTLE_SECONDS)
+        [event] = socket.sent
+        self.assertEqual((event["outcome"], event["exceptions"]), ("ok", []))
+        self.assertEqual(
+            [(log["level"], log["message"]) for log in event["logs"]],
+            [("error", ["TypeError: shown, not thrown"]), ("warn", ["careful"])],
         )
 
     def test_other_outcomes(self):

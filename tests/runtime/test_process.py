@@ -7,6 +7,7 @@ import tempfile
 
 from twisted.internet.error import ProcessDone, ProcessTerminated
 from twisted.logger import LogLevel, capturedLogs
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
@@ -166,33 +167,151 @@ class LauncherTests(SynchronousTestCase):
 
     def test_output_logged(self):
         """
-        Each line the child prints is a log event with its function, version, stream and
-        level, and goes to the log book; console output reads as the function wrote it.
+        Each line the child prints is a log event with its function, version, stream, kind
+        and level, and goes to the log book; console output reads as the function wrote
+        it, and an uncaught error is an exception while console.error is console output.
         """
         logbook = LogBook(self.reactor)
         self.launcher = WorkerdLauncher(self.reactor, "/opt/workerd", self.run_dir, self.builder, 5.0, logbook)
         child, spawned = self.launch(function="hello", version="v1")
-        console = json.dumps({"level": "info", "message": 'console.log(); message() = ["hello", 42, {"a": 1}]'})
-        uncaught = json.dumps({"level": "info", "message": "uncaught exception; source = Uncaught; stack = Error: x\n  at main:1"})
-        repeat = json.dumps({"level": "info", "message": "uncaught exception; exception = workerd/jsg: x"})
+        compact = {"separators": (",", ":")}
+        console = json.dumps({"timestamp": 1, "level": "log", "message": "hello 42 { a: 1 }"}, **compact)
+        error = json.dumps({"timestamp": 1, "level": "error", "message": "oops"}, **compact)
+        uncaught = json.dumps({"timestamp": "1", "level": "info", "source": "workerd/io/worker.c++:3042",
+                               "message": "uncaught exception; source = Uncaught; stack = Error: x\n  at main:1"},
+                              **compact)
+        repeat = json.dumps({"timestamp": "1", "level": "info", "source": "workerd/io/io-context.c++:656",
+                             "message": "uncaught exception; exception = workerd/jsg: x"}, **compact)
         with capturedLogs() as events:
-            spawned["protocol"].childDataReceived(1, (console + "\n" + uncaught[:9]).encode())
+            spawned["protocol"].childDataReceived(1, (console + "\n" + error + "\n" + uncaught[:9]).encode())
             spawned["protocol"].childDataReceived(1, (uncaught[9:] + "\n" + repeat + "\n").encode())
             spawned["protocol"].childDataReceived(2, b"plain text\n")
-        fields = [(e["function"], e["version"], e["stream"], e["severity"], e["text"]) for e in events]
+        fields = [(e["function"], e["version"], e["stream"], e["kind"], e["severity"], e["text"], e["truncated"])
+                  for e in events]
         self.assertEqual(
             fields,
             [
-                ("hello", "v1", "stdout", "log", 'hello 42 {"a": 1}'),
-                ("hello", "v1", "stdout", "error", "Error: x\n  at main:1"),
-                ("hello", "v1", "stderr", "info", "plain text"),
+                ("hello", "v1", "stdout", "console", "log", "hello 42 { a: 1 }", 0),
+                ("hello", "v1", "stdout", "console", "error", "oops", 0),
+                ("hello", "v1", "stdout", "exception", "error", "Error: x\n  at main:1", 0),
+                ("hello", "v1", "stderr", "runtime", "info", "plain text", 0),
             ],
         )
         self.assertEqual(events[0]["log_level"], LogLevel.info)
         self.assertEqual(
-            [(e.version_id, e.level, e.message) for e in logbook.lines(["id1"])],
-            [("id1", "log", 'hello 42 {"a": 1}'), ("id1", "error", "Error: x\n  at main:1"), ("id1", "info", "plain text")],
+            [(e.version_id, e.kind, e.level, e.message) for e in logbook.lines(["id1"])],
+            [
+                ("id1", "console", "log", "hello 42 { a: 1 }"),
+                ("id1", "console", "error", "oops"),
+                ("id1", "exception", "error", "Error: x\n  at main:1"),
+                ("id1", "runtime", "info", "plain text"),
+            ],
         )
+
+
+class CountingBytes(bytes):
+    """
+    One read from a pipe that counts every byte copied out of it, by concatenation or by
+    slicing, in C{copied}.
+    """
+
+    copied = [0]
+
+    def __add__(self, other):
+        self.copied[0] += len(self) + len(other)
+        return bytes.__add__(self, other)
+
+    def __radd__(self, other):
+        self.copied[0] += len(self) + len(other)
+        return bytes.__add__(other, self)
+
+    def __getitem__(self, index):
+        result = bytes.__getitem__(self, index)
+        if isinstance(index, slice):
+            self.copied[0] += len(result)
+        return result
+
+
+class LongLineTests(SynchronousTestCase):
+    """
+    A function decides how long its lines are; funcplane's cost must stay linear in what
+    it prints, and what it keeps of a line bounded by the cap.
+    """
+
+    def setUp(self):
+        self.reactor = FakeProcessReactor()
+        self.run_dir = tempfile.mkdtemp()
+        self.addCleanup(lambda: [os.unlink(os.path.join(self.run_dir, f)) for f in os.listdir(self.run_dir)] and None)
+        self.logbook = LogBook(self.reactor)
+        builder = ConfigBuilder(RuntimeSettings(egress=EgressPolicy()), SCHEMA)
+        self.launcher = WorkerdLauncher(
+            self.reactor, "/opt/workerd", self.run_dir, builder, 5.0, self.logbook, max_line_bytes=16 * 1024
+        )
+        self.launcher.launch(spec())
+        self.protocol = self.reactor.spawned[-1]["protocol"]
+        CountingBytes.copied[0] = 0
+
+    def test_long_line_held_as_pieces(self):
+        """
+        A line that arrives in many reads is held as the reads themselves, never copied
+        into a growing buffer: of 1,000 reads of 1 KiB only the read that reaches the cap
+        is cut (its part up to the cap copied, once), and the rest is only counted.  Its
+        end joins the pieces once, and the line in the log book and the log event says how
+        many bytes were dropped.
+        """
+        opening = CountingBytes(b'{"timestamp":1,"level":"log","message":"')
+        reads = [opening] + [CountingBytes(b"x" * 1024) for _ in range(1000)]
+        for data in reads:
+            self.protocol.childDataReceived(1, data)
+        cut = 16 * 1024 - len(opening) - 15 * 1024
+        self.assertEqual(CountingBytes.copied[0], cut)
+        held, pieces = self.protocol._lines.held(1)
+        self.assertEqual(held, 16 * 1024)
+        self.assertEqual(len(pieces), 17)
+        self.assertTrue(all(piece is read for piece, read in zip(pieces[:16], reads)))
+        self.assertEqual(pieces[16], b"x" * cut)
+        with capturedLogs() as events:
+            self.protocol.childDataReceived(1, CountingBytes(b'"}\n'))
+        total = len(opening) + 1000 * 1024 + 2
+        dropped = total - 16 * 1024
+        [entry] = self.logbook.lines(["id1"])
+        kept = 16 * 1024 - len(opening)
+        self.assertEqual((entry.kind, entry.level), ("console", "log"))
+        self.assertEqual(entry.message, "x" * kept + f" [truncated: {dropped} more bytes dropped]")
+        [event] = events
+        self.assertEqual((event["truncated"], event["text"]), (dropped, entry.message))
+        self.assertEqual(self.protocol._lines.held(1), (0, []))
+
+    def test_lines_within_reads(self):
+        """
+        Lines that end inside reads are each copied once; a line split over two reads, and
+        several lines in one read, all come out whole, in order.
+        """
+        self.protocol.childDataReceived(2, CountingBytes(b"one\ntw"))
+        self.protocol.childDataReceived(2, CountingBytes(b"o\nthree\nfour"))
+        self.protocol.childDataReceived(2, CountingBytes(b"\n"))
+        self.assertEqual([e.message for e in self.logbook.lines(["id1"])], ["one", "two", "three", "four"])
+        self.assertLessEqual(CountingBytes.copied[0], len(b"one\ntwo\nthree\nfour"))
+
+    def test_long_line_in_one_read(self):
+        """
+        A line longer than the cap that starts and ends in one read is cut at the cap too,
+        and the line after it in the same read is whole.
+        """
+        self.protocol.childDataReceived(2, b"z" * (17 * 1024) + b"\nnext\n")
+        self.assertEqual(
+            [e.message for e in self.logbook.lines(["id1"])],
+            ["z" * (16 * 1024) + " [truncated: 1024 more bytes dropped]", "next"],
+        )
+
+    def test_unfinished_line_at_exit(self):
+        """
+        A line the child left unfinished when it exited is kept, cut at the cap like any.
+        """
+        self.protocol.childDataReceived(2, b"y" * (20 * 1024))
+        self.protocol.processEnded(Failure(ProcessDone(0)))
+        [entry] = self.logbook.lines(["id1"])
+        self.assertEqual(entry.message, "y" * (16 * 1024) + f" [truncated: {4 * 1024} more bytes dropped]")
 
 
 class SetprivTests(SynchronousTestCase):
