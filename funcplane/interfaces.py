@@ -112,6 +112,14 @@ class ISupervisor(Interface):
         Whether one more child may start without suspending another.
         """
 
+    def retire(version_id):
+        """
+        C{version_id} serves no host but its own any more (it is not the latest, in the
+        deployment or behind an alias): freeze it as soon as it has no request in flight,
+        rather than once it has been idle for the freeze period.  A later L{start} or
+        L{ensure_running} (asked before a host is pointed at it again) undoes this.
+        """
+
 
 class ITailSink(Interface):
     """
@@ -186,14 +194,16 @@ class IStore(Interface):
         Raise what L{publish} would raise for these names, writing nothing.
         """
 
-    def publish(deployment, spec, created_at, deployment_id):
+    def publish(deployment, spec, created_at, deployment_id, built_on):
         """
         Record the new version C{spec} (a L{funcplane.model.VersionSpec}) of
         C{deployment.function}, creating the function if needed; if C{deployment.deploy},
         make it the function's whole deployment (C{deployment_id}); point
         C{deployment.alias} at it; all in one transaction.  Return the function's
         L{funcplane.model.FunctionRoutes}.  Raise L{funcplane.errors.Conflict} if a name is
-        taken.
+        taken, or if the function's newest version is no longer C{built_on} (the id of the
+        newest version the caller read and built the new one on, or L{None} if it read
+        none): publishing then would silently undo the change that made a newer one.
         """
 
     def deploy(function, shares, created_at, deployment_id, metadata):
@@ -242,6 +252,14 @@ class IStore(Interface):
         C{current}, its L{current_deployment}.  The store writes only if both still are
         what it holds; otherwise it writes nothing and fails with
         L{funcplane.errors.Conflict}: read again and retry.
+        """
+
+    def delete_versions(seen, current, version_ids):
+        """
+        In one transaction, remove the versions C{version_ids}, which the caller found
+        unused in C{seen} and C{current} (as for L{delete_version}); return the function's
+        routes.  Writes nothing and fails with L{funcplane.errors.Conflict} if the function
+        changed since.
         """
 
     def delete_function(function):

@@ -6,23 +6,24 @@ source of truth), the route table and the running children in step.
 import uuid
 
 import attrs
-from twisted.internet.defer import CancelledError, Deferred, DeferredList
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 
+from funcplane import retention
+from funcplane.boot import start_latest
 from funcplane.errors import (
-    AtCapacity,
     Conflict,
+    FuncplaneError,
     InvalidBinding,
     NoSuchFunction,
     NoSuchVersion,
     NotDeployed,
 )
-from funcplane.model import Deployment, DeploymentInfo, VersionSpec
+from funcplane.locks import KeyedLocks
+from funcplane.model import Deployment, VersionSpec
 from funcplane.names import generate_version_name
 
 GENERATED_NAME_ATTEMPTS = 5
-# Latest versions started at once when funcplane starts.
-START_CONCURRENCY = 4
 
 
 @attrs.frozen
@@ -50,11 +51,22 @@ class Platform:
     """
     funcplane's use cases.
 
+    Changes to one function (deploy, change_bindings, deploy_versions, rollback,
+    set_alias, delete_alias, delete_version, delete_function) happen one at a time, in the
+    order they were asked for: each reads what it builds on only once the one before it
+    has written.  The store checks it again when it writes (a version is published only
+    while the newest version it was built on is still the newest), for writers this lock
+    does not see.
+
     @param clock: an C{IReactorTime}, for creation times.
     @param store: an L{funcplane.interfaces.IStore}.
     @param supervisor: a L{funcplane.runtime.supervisor.Supervisor}.
     @param routes: an L{funcplane.interfaces.IRouteTable}.
     @param tails: the L{funcplane.observe.tails.Tails}, whose tails of a deleted function end.
+    @param scale_to_zero: start no version when funcplane starts (C{--scale-to-zero}).
+    @param keep_versions: after a deploy, delete the function's versions beyond its newest
+        C{keep_versions} that nothing uses (C{--keep-versions}); L{None} or 0: keep them
+        all.
     """
 
     log = Logger()
@@ -70,6 +82,8 @@ class Platform:
         logbook=None,
         new_deployment_id=lambda: uuid.uuid4().hex,
         tails=None,
+        scale_to_zero=False,
+        keep_versions=None,
     ):
         self._clock = clock
         self._store = store
@@ -80,6 +94,9 @@ class Platform:
         self._new_version_name = new_version_name
         self._logbook = logbook
         self._tails = tails
+        self._scale_to_zero = scale_to_zero
+        self._keep_versions = keep_versions
+        self._locks = KeyedLocks()
 
     async def load_routes(self):
         """
@@ -90,64 +107,29 @@ class Platform:
             self._routes.replace(routes)
         return all_routes
 
-    async def start_latest(self, all_routes, concurrency=START_CONCURRENCY):
+    def start_latest(self, all_routes):
         """
-        Start every function's latest version, a few at a time and only while the running
-        budget has room; the rest start on their first request.  Failures are logged.
-
-        Cancelling the Deferred (funcplane is stopping) starts nothing more; a start
-        already asked of the supervisor goes on there, and the supervisor stops it when it
-        stops.
+        Start the versions that should be warm (L{funcplane.boot.start_latest}): every
+        function's latest, unless C{scale_to_zero}.
         """
-        latest = [(r.function, r.latest) for r in all_routes if r.latest is not None]
-        queue = iter(latest)
-        started = []
+        return start_latest(self._supervisor, all_routes, self._scale_to_zero)
 
-        async def start(function, version_id):
-            if not self._supervisor.has_room():
-                return
-            try:
-                await self._supervisor.ensure_running(version_id)
-            except CancelledError:
-                raise
-            except AtCapacity:
-                return
-            except Exception:
-                self.log.failure(
-                    "could not start the latest version of {function}", function=function
-                )
-                return
-            started.append(function)
-
-        async def work():
-            # Each worker takes the next version once its last one has started.
-            for function, version_id in queue:
-                await start(function, version_id)
-
-        workers = [Deferred.fromCoroutine(work()) for _ in range(concurrency)]
-        for succeeded, result in await DeferredList(workers, consumeErrors=True):
-            if not succeeded:
-                # Cancelled: the workers stopped taking versions, and so does this.
-                result.raiseException()
-        if len(started) < len(latest):
-            self.log.info(
-                "started the latest version of {started} of {count} functions; the others"
-                " start on their first request (--max-running)",
-                started=len(started),
-                count=len(latest),
-            )
-
-    async def _taken_names(self, function):
+    async def _read(self, function):
+        """
+        The L{funcplane.model.FunctionInfo} of C{function}, or L{None} if it is new.
+        """
         try:
-            info = await self._store.function(function)
+            return await self._store.function(function)
         except NoSuchFunction:
-            return set()
-        return {v.name.lower() for v in info.versions} | {a.lower() for a, _ in info.aliases}
+            return None
 
-    async def _version_name(self, deployment):
+    async def _version_name(self, deployment, info):
         name = deployment.version
         if name is None:
-            taken = await self._taken_names(deployment.function)
+            taken = set()
+            if info is not None:
+                taken = {v.name.lower() for v in info.versions}
+                taken.update(a.lower() for a, _ in info.aliases)
             if deployment.alias is not None:
                 taken.add(deployment.alias.lower())
             for _ in range(GENERATED_NAME_ATTEMPTS):
@@ -159,29 +141,19 @@ class Platform:
         await self._store.check_publish(deployment, name)
         return name
 
-    async def _current_bindings(self, function):
-        """
-        The bindings (secrets included) of C{function}'s newest version, by name; empty for
-        a new function.  As on Cloudflare, a new version inherits from the newest version,
-        deployed or not: C{wrangler versions secret put/delete} build on it too.
-        """
-        try:
-            info = await self._store.function(function)
-        except NoSuchFunction:
-            return {}
-        if not info.versions:
-            return {}
-        spec = await self._store.version_spec(info.versions[-1].id)
-        return {binding.name: binding for binding in spec.bindings}
-
-    async def _bindings(self, deployment):
+    async def _bindings(self, deployment, newest):
         """
         The new version's bindings: its own, plus those it inherits by name, plus those of
-        the kept types it does not set.
+        the kept types it does not set.  As on Cloudflare, it inherits from C{newest} (the
+        id of the function's newest version, deployed or not, or L{None}): C{wrangler
+        versions secret put/delete} build on it too.
         """
         if not deployment.inherit and not deployment.keep_types:
             return deployment.bindings
-        current = await self._current_bindings(deployment.function)
+        current = {}
+        if newest is not None:
+            spec = await self._store.version_spec(newest)
+            current = {binding.name: binding for binding in spec.bindings}
         found = {binding.name: binding for binding in deployment.bindings}
         for name in deployment.inherit:
             if name not in current:
@@ -195,6 +167,17 @@ class Platform:
                 found[name] = binding
         return tuple(sorted(found.values(), key=lambda binding: binding.name))
 
+    def _serve(self, routes, *starting):
+        """
+        Route by C{routes}; the versions that serve no host of the function but their own
+        any more are frozen once idle, except those in C{starting} (just started).
+        """
+        self._routes.replace(routes)
+        serving = retention.serving(routes)
+        for version_id in routes.versions.values():
+            if version_id not in serving and version_id not in starting:
+                self._supervisor.retire(version_id)
+
     async def deploy(self, deployment):
         """
         Start C{deployment} as a new version, and only once it serves, record it, make it
@@ -203,27 +186,47 @@ class Platform:
 
         @raise funcplane.errors.StartFailed: the script did not start; nothing is recorded
             and no process is left.
-        @raise funcplane.errors.Conflict: a name is taken.
+        @raise funcplane.errors.Conflict: a name is taken, or the function changed (by a
+            writer that does not share this platform's lock) while the version started.
         """
-        name = await self._version_name(deployment)
+        async with self._locks.hold(deployment.function):
+            return await self._deploy(deployment, await self._read(deployment.function))
+
+    async def _deploy(self, deployment, info):
+        """
+        L{deploy}, building on C{info}: the function as it was read (or L{None}).
+        """
+        name = await self._version_name(deployment, info)
+        newest = info.versions[-1].id if info is not None and info.versions else None
         spec = VersionSpec(
             id=self._new_id(),
             function=deployment.function,
             version=name,
             format=deployment.format,
             modules=deployment.modules,
-            bindings=await self._bindings(deployment),
+            bindings=await self._bindings(deployment, newest),
         )
         started = self._clock.seconds()
-        await self._supervisor.start(spec)
         try:
-            routes = await self._store.publish(
-                deployment, spec, self._clock.seconds(), self._new_deployment_id()
+            await self._supervisor.start(spec)
+            try:
+                routes = await self._store.publish(
+                    deployment, spec, self._clock.seconds(), self._new_deployment_id(), newest
+                )
+            except BaseException:
+                await self._supervisor.stop(spec.id)
+                raise
+        except FuncplaneError as e:
+            self.log.warn(
+                "could not {what} {function}:{version}: {reason}",
+                what="deploy" if deployment.deploy else "upload",
+                function=deployment.function,
+                version=name,
+                reason=str(e),
+                error=type(e).__name__,
             )
-        except BaseException:
-            await self._supervisor.stop(spec.id)
             raise
-        self._routes.replace(routes)
+        self._serve(routes, spec.id)
         self.log.info(
             "{what} {function}:{version} in {seconds:.3f}s",
             what="deployed" if deployment.deploy else "uploaded",
@@ -231,7 +234,42 @@ class Platform:
             version=name,
             seconds=self._clock.seconds() - started,
         )
+        if self._keep_versions:
+            await self._prune(deployment.function)
         return spec
+
+    async def _prune(self, function):
+        """
+        Delete C{function}'s versions beyond its newest C{keep_versions} that nothing uses.
+        The deploy that asks has succeeded whatever happens here: a failure is logged, and
+        the next deploy prunes again.  Their processes are stopped without the deploy
+        waiting for them to finish what they were doing.
+        """
+        try:
+            info = await self._store.function(function)
+            current = await self._store.current_deployment(function)
+            doomed = retention.prunable(info, current, self._keep_versions)
+            if not doomed:
+                return
+            routes = await self._store.delete_versions(info, current, [v.id for v in doomed])
+            self._routes.replace(routes)
+            for version in doomed:
+                Deferred.fromCoroutine(self._forget(version.id)).addErrback(
+                    lambda f, v=version: self.log.failure(
+                        "could not stop deleted version {version}", f, version=v.name
+                    )
+                )
+        except Exception:
+            self.log.failure("could not delete the old versions of {function}", function=function)
+            return
+        self.log.info(
+            "deleted {count} old versions of {function}, beyond its newest {keep}"
+            " (--keep-versions): {versions}",
+            count=len(doomed),
+            function=info.name,
+            keep=self._keep_versions,
+            versions=", ".join(v.name for v in doomed),
+        )
 
     async def deploy_versions(self, function, shares, metadata):
         """
@@ -239,13 +277,14 @@ class Platform:
         percentage)} pairs summing to 100.  Each version is started first, so that the
         switch drops nothing.  Return the deployment's id.
         """
-        for version_id, _ in shares:
-            await self._supervisor.ensure_running(version_id)
-        deployment_id = self._new_deployment_id()
-        routes = await self._store.deploy(
-            function, shares, self._clock.seconds(), deployment_id, metadata
-        )
-        self._routes.replace(routes)
+        async with self._locks.hold(function):
+            for version_id, _ in shares:
+                await self._supervisor.ensure_running(version_id)
+            deployment_id = self._new_deployment_id()
+            routes = await self._store.deploy(
+                function, shares, self._clock.seconds(), deployment_id, metadata
+            )
+            self._serve(routes)
         self.log.info(
             "deployed {function}: {shares}",
             function=function,
@@ -261,18 +300,18 @@ class Platform:
 
         @raise NotDeployed: the newest version is not serving all of the traffic.
         """
-        info = await self._store.function(function)
-        history = await self._store.deployments(function)
-        newest = info.versions[-1] if info.versions else None
-        if newest is None or not history or history[0].versions != ((newest.id, 100),):
-            raise NotDeployed(
-                f"the latest version of {info.name} is not deployed to all of its traffic;"
-                " deploy it (or roll back) first, then change its secrets"
-            )
-        current = await self._store.version_spec(newest.id)
-        bindings = change({binding.name: binding for binding in current.bindings})
-        return await self.deploy(
-            Deployment(
+        async with self._locks.hold(function):
+            info = await self._store.function(function)
+            history = await self._store.deployments(function)
+            newest = info.versions[-1] if info.versions else None
+            if newest is None or not history or history[0].versions != ((newest.id, 100),):
+                raise NotDeployed(
+                    f"the latest version of {info.name} is not deployed to all of its traffic;"
+                    " deploy it (or roll back) first, then change its secrets"
+                )
+            current = await self._store.version_spec(newest.id)
+            bindings = change({binding.name: binding for binding in current.bindings})
+            deployment = Deployment(
                 function=info.name,
                 format=current.format,
                 modules=current.modules,
@@ -280,7 +319,7 @@ class Platform:
                 keep_types=(),
                 metadata=metadata,
             )
-        )
+            return await self._deploy(deployment, info)
 
     async def modules(self, version_id):
         """
@@ -307,18 +346,19 @@ class Platform:
         starting it first so that the switch drops nothing.  Return the function's and the
         version's stored names.
         """
-        info, target = await self._existing_version(function, version)
-        await self._supervisor.ensure_running(target.id)
-        routes = await self._store.set_latest(
-            function,
-            version,
-            self._clock.seconds(),
-            self._new_deployment_id(),
-            {"source": "api", "triggered_by": "rollback"},
-        )
-        if alias is not None:
-            routes = await self._store.set_alias(function, alias, version)
-        self._routes.replace(routes)
+        async with self._locks.hold(function):
+            info, target = await self._existing_version(function, version)
+            await self._supervisor.ensure_running(target.id)
+            routes = await self._store.set_latest(
+                function,
+                version,
+                self._clock.seconds(),
+                self._new_deployment_id(),
+                {"source": "api", "triggered_by": "rollback"},
+            )
+            if alias is not None:
+                routes = await self._store.set_alias(function, alias, version)
+            self._serve(routes)
         self.log.info(
             "rolled {function} back to {version}", function=info.name, version=target.name
         )
@@ -328,17 +368,19 @@ class Platform:
         """
         Point C{alias} of C{function} at C{version}.
         """
-        info, target = await self._existing_version(function, version)
-        # Started first, so that moving the alias drops nothing.
-        await self._supervisor.ensure_running(target.id)
-        self._routes.replace(await self._store.set_alias(function, alias, version))
+        async with self._locks.hold(function):
+            info, target = await self._existing_version(function, version)
+            # Started first, so that moving the alias drops nothing.
+            await self._supervisor.ensure_running(target.id)
+            self._serve(await self._store.set_alias(function, alias, version))
         return info.name, target.name
 
     async def delete_alias(self, function, alias):
         """
         Remove C{alias} of C{function}.
         """
-        self._routes.replace(await self._store.delete_alias(function, alias))
+        async with self._locks.hold(function):
+            self._serve(await self._store.delete_alias(function, alias))
 
     async def stop_version(self, function, version):
         """
@@ -355,7 +397,7 @@ class Platform:
         of an alias) is refused unless C{force}; forced, its aliases go with it.  If it
         served the function's own host, the rest of that deployment serves on; if nothing
         is left of it, the newest remaining version takes the whole deployment; if no
-        version is left, nothing serves the function's host.
+        version is left, nothing serves the function's host (L{retention.successor}).
 
         The decision is made on what was read from the store, and the store writes it only
         if that still holds, so a change made meanwhile cannot slip past these rules.
@@ -363,49 +405,29 @@ class Platform:
         @raise Conflict: the version is in use; or the function changed between the read
             and the write, and nothing was deleted (try again).
         """
-        info = await self._store.function(function)
-        target = info.version_named(version)
-        if target is None:
-            raise NoSuchVersion(f"function {function} has no version {version}")
-        current = await self._store.current_deployment(function)
-        latest = info.version_named(info.latest).id if info.latest is not None else None
-        serving = current is not None and target.id in dict(current.versions)
-        uses = [f"alias {a} points to it" for a, name in info.aliases if name == target.name]
-        if target.id == latest:
-            uses.insert(0, "it is the latest version")
-        elif serving:
-            uses.insert(0, "it serves part of the function's traffic")
-        if uses and not force:
-            raise Conflict(
-                f"version {version} of {function} is in use ({', '.join(uses)});"
-                " roll back or move the aliases first, or delete with ?force=true"
+        async with self._locks.hold(function):
+            info = await self._store.function(function)
+            target = info.version_named(version)
+            if target is None:
+                raise NoSuchVersion(f"function {function} has no version {version}")
+            current = await self._store.current_deployment(function)
+            uses = retention.uses(info, target, current)
+            if uses and not force:
+                raise Conflict(
+                    f"version {version} of {function} is in use ({', '.join(uses)});"
+                    " roll back or move the aliases first, or delete with ?force=true"
+                )
+            latest = info.version_named(info.latest).id if info.latest is not None else None
+            replacement = None
+            if target.id == latest or (current and target.id in dict(current.versions)):
+                latest, replacement = retention.successor(
+                    info, target, current, self._new_deployment_id, self._clock.seconds()
+                )
+            routes = await self._store.delete_version(
+                info, current, target.id, latest, replacement
             )
-        replacement = None
-        if serving or target.id == latest:
-            latest, replacement = self._successor(info, target, current)
-        routes = await self._store.delete_version(info, current, target.id, latest, replacement)
-        self._routes.replace(routes)
-        await self._forget(target.id)
-
-    def _successor(self, info, target, current):
-        """
-        What serves the function's own host once C{target}, which served it, is gone: the
-        new latest version's id (or L{None}), and the deployment to record for it (or
-        L{None} when the rest of C{current} serves on, or when nothing is left).
-        """
-        rest = [share for share in current.versions if share[0] != target.id] if current else []
-        if rest:
-            return max(rest, key=lambda share: share[1])[0], None
-        remaining = [v for v in info.versions if v.id != target.id]
-        if not remaining:
-            return None, None
-        newest = remaining[-1].id
-        return newest, DeploymentInfo(
-            id=self._new_deployment_id(),
-            created_at=self._clock.seconds(),
-            versions=((newest, 100),),
-            metadata={"source": "api", "triggered_by": "delete"},
-        )
+            self._routes.replace(routes)
+            await self._forget(target.id)
 
     async def _forget(self, version_id):
         await self._supervisor.forget(version_id)
@@ -416,12 +438,13 @@ class Platform:
         """
         Delete C{function}: every host of it answers 404 and its processes stop.
         """
-        ids = await self._store.delete_function(function)
-        self._routes.remove(function)
-        if self._tails is not None:
-            self._tails.end_function(function)
-        for version_id in ids:
-            await self._forget(version_id)
+        async with self._locks.hold(function):
+            ids = await self._store.delete_function(function)
+            self._routes.remove(function)
+            if self._tails is not None:
+                self._tails.end_function(function)
+            for version_id in ids:
+                await self._forget(version_id)
         self.log.info("deleted function {function}", function=function)
 
     def _state(self, info):

@@ -21,15 +21,35 @@ def functions(count):
 
 
 class StartLatestTests(SynchronousTestCase):
+    """
+    L{Platform.start_latest}, on a real supervisor with fake children.
+    """
+
     def setUp(self):
         self.launcher = FakeLauncher()
 
-    def platform(self, **lifecycle):
+    def platform(self, scale_to_zero=False, **lifecycle):
         self.supervisor = Supervisor(
             Clock(), self.launcher, lambda version_id: succeed(spec(version_id=version_id)),
-            Lifecycle(**lifecycle),
+            Lifecycle(scale_to_zero=scale_to_zero, **lifecycle),
         )
-        return Platform(Clock(), None, self.supervisor, RouteTable("func.local"))
+        return Platform(
+            Clock(), None, self.supervisor, RouteTable("func.local"), scale_to_zero=scale_to_zero
+        )
+
+    def test_scale_to_zero(self):
+        """
+        With --scale-to-zero nothing is started at boot, and the log says why; each
+        version starts on its first request.
+        """
+        platform = self.platform(scale_to_zero=True)
+        with capturedLogs() as events:
+            self.successResultOf(Deferred.fromCoroutine(platform.start_latest(functions(3))))
+        self.assertEqual(self.launcher.launched, [])
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            ["no version is started before its first request (--scale-to-zero)"],
+        )
 
     def test_within_budget(self):
         """
@@ -46,7 +66,7 @@ class StartLatestTests(SynchronousTestCase):
         self.assertEqual(len(self.launcher.launched), 3)
         self.assertEqual([c.signals for c in self.launcher.launched], [[], [], []])
         self.assertEqual(
-            [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("funcplane.platform")],
+            [formatEvent(e) for e in events if e.get("log_namespace", "").startswith("funcplane.boot")],
             ["started the latest version of 3 of 10 functions; the others start on their first"
              " request (--max-running)"],
         )

@@ -104,6 +104,21 @@ def names(txn, table, function_id):
     return {key for (key,) in txn.fetchall()}
 
 
+def newest_version(txn, function_id):
+    """
+    C{(id, name)} of the newest version of C{function_id} (the one a new version inherits
+    from), or L{None} when it has none or C{function_id} is L{None} (a new function).
+    """
+    if function_id is None:
+        return None
+    txn.execute(
+        "SELECT id, name FROM versions WHERE function_id = ?"
+        " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        (function_id,),
+    )
+    return txn.fetchone()
+
+
 def current_deployments(txn, function_id=None):
     """
     The current L{DeploymentInfo} of every function (or of C{function_id}) by function id;

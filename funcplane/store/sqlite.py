@@ -22,6 +22,22 @@ def _deployment_metadata(metadata):
     return {key: metadata[key] for key in ("source", "message", "triggered_by") if key in metadata}
 
 
+def _unchanged(txn, seen, current, what):
+    """
+    The id of function C{seen.name}, after checking that it still is C{seen} (a
+    L{funcplane.model.FunctionInfo}) with the current deployment C{current}; else a
+    L{Conflict} saying it changed while C{what}.
+    """
+    row = queries.function_row(txn, seen.name)
+    function_id = row[0]
+    now = queries.function_infos(txn, [row], function_id)[0]
+    if now != seen or queries.current_deployment(txn, function_id) != current:
+        raise Conflict(
+            f"function {seen.name} changed while {what}; nothing was deleted, try again"
+        )
+    return function_id
+
+
 @implementer(IStore)
 class SQLiteStore:
     """
@@ -70,9 +86,17 @@ class SQLiteStore:
         """
         return self._pool.runInteraction(queries.check_publish, deployment, version_name)
 
-    def publish(self, deployment, spec, created_at, deployment_id):
+    def publish(self, deployment, spec, created_at, deployment_id, built_on):
         def publish(txn):
             function_id = queries.check_publish(txn, deployment, spec.version)
+            newest = queries.newest_version(txn, function_id)
+            if (newest[0] if newest else None) != built_on:
+                raise Conflict(
+                    f"function {deployment.function} changed while version {spec.version}"
+                    f" was being deployed (its newest version is now"
+                    f" {newest[1] if newest else 'none'}, not the one this deploy built on);"
+                    " nothing was deployed: send the change again"
+                )
             if function_id is None:
                 function_id = queries.insert_function(txn, deployment.function, created_at)
             queries.insert_version(txn, function_id, spec, deployment.metadata, created_at)
@@ -170,15 +194,8 @@ class SQLiteStore:
 
     def delete_version(self, seen, current, version_id, latest, replacement=None):
         def delete_version(txn):
-            row = queries.function_row(txn, seen.name)
-            function_id = row[0]
-            now = queries.function_infos(txn, [row], function_id)[0]
-            if now != seen or queries.current_deployment(txn, function_id) != current:
-                name = next((v.name for v in seen.versions if v.id == version_id), version_id)
-                raise Conflict(
-                    f"function {seen.name} changed while version {name} was being deleted;"
-                    " nothing was deleted, try again"
-                )
+            name = next((v.name for v in seen.versions if v.id == version_id), version_id)
+            function_id = _unchanged(txn, seen, current, f"version {name} was being deleted")
             txn.execute(
                 "DELETE FROM versions WHERE id = ? AND function_id = ?", (version_id, function_id)
             )
@@ -190,6 +207,17 @@ class SQLiteStore:
             return queries.routes(txn, function_id)
 
         return self._pool.runInteraction(delete_version)
+
+    def delete_versions(self, seen, current, version_ids):
+        def delete_versions(txn):
+            function_id = _unchanged(txn, seen, current, "its old versions were being pruned")
+            txn.executemany(
+                "DELETE FROM versions WHERE id = ? AND function_id = ?",
+                [(version_id, function_id) for version_id in version_ids],
+            )
+            return queries.routes(txn, function_id)
+
+        return self._pool.runInteraction(delete_versions)
 
     def delete_function(self, function):
         def delete_function(txn):

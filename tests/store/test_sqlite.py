@@ -36,8 +36,21 @@ class StoreTests(SynchronousTestCase):
         self.successResultOf(self.store.open())
 
     def publish(self, version, alias=None, function="hello", at=1.0, **kwargs):
+        """
+        Publish C{version}, built on the function's newest version as it is now.
+        """
         d = deployment(function, version, alias, **kwargs)
-        return self.store.publish(d, spec_for(d, "id-" + version), at, f"d-{version}")
+        spec = spec_for(d, "id-" + version)
+        return self.store.publish(d, spec, at, f"d-{version}", self.newest(function))
+
+    def newest(self, function):
+        """
+        The id of C{function}'s newest version, or L{None}.
+        """
+        d = self.store.function(function)
+        d.addErrback(lambda f: f.trap(NoSuchFunction) and None)
+        info = self.successResultOf(d)
+        return info.versions[-1].id if info is not None and info.versions else None
 
     def test_interface(self):
         """
@@ -185,6 +198,61 @@ class StoreTests(SynchronousTestCase):
             NoSuchFunction,
         )
 
+    def test_publish_checks_what_it_built_on(self):
+        """
+        publish writes nothing and fails with a Conflict naming the newest version when the
+        function's newest version is not the one the caller built on: a version published
+        meanwhile, even one only uploaded, or the function deleted.
+        """
+        d = deployment("hello", "v1")
+        self.successResultOf(self.store.publish(d, spec_for(d, "id-v1"), 1.0, "d-1", None))
+        self.publish("v2", at=2, deploy=False)
+        routes = self.successResultOf(self.store.routes())
+        d = deployment("hello", "v3")
+        self.assertConflict(
+            self.store.publish(d, spec_for(d, "id-v3"), 3.0, "d-3", "id-v1"),
+            "function hello changed while version v3 was being deployed (its newest version"
+            " is now v2, not the one this deploy built on); nothing was deployed: send the"
+            " change again",
+        )
+        self.assertConflict(
+            self.store.publish(d, spec_for(d, "id-v3"), 3.0, "d-3", None), "is now v2,"
+        )
+        self.assertEqual(self.successResultOf(self.store.routes()), routes)
+        self.assertEqual(len(self.successResultOf(self.store.deployments("hello"))), 1)
+        self.successResultOf(self.store.publish(d, spec_for(d, "id-v3"), 3.0, "d-3", "id-v2"))
+        self.successResultOf(self.store.delete_function("hello"))
+        self.assertConflict(
+            self.store.publish(d, spec_for(d, "id-v4"), 4.0, "d-4", "id-v3"), "is now none,"
+        )
+        self.failureResultOf(self.store.function("hello"), NoSuchFunction)
+
+    def test_delete_versions(self):
+        """
+        delete_versions removes the versions it is given, with their modules, in one
+        transaction, leaving latest and the current deployment alone; and writes nothing
+        when the function changed since the caller read it.
+        """
+        for i in range(1, 5):
+            self.publish(f"v{i}", at=i)
+        info, current = self.seen()
+        routes = self.successResultOf(self.store.delete_versions(info, current, ["id-v1", "id-v2"]))
+        self.assertEqual(routes, FunctionRoutes("hello", "id-v4", {"v3": "id-v3", "v4": "id-v4"}, {}))
+        self.assertEqual(self.successResultOf(self.store.current_deployment("hello")), current)
+        self.failureResultOf(self.store.version_spec("id-v1"), NoSuchVersion)
+        [(modules,)] = self.pool._connection.execute(
+            "SELECT count(*) FROM modules WHERE version_id IN ('id-v1', 'id-v2')"
+        ).fetchall()
+        self.assertEqual(modules, 0)
+        info, current = self.seen()
+        self.successResultOf(self.store.set_alias("hello", "test", "v3"))
+        self.assertConflict(
+            self.store.delete_versions(info, current, ["id-v3"]),
+            "function hello changed while its old versions were being pruned; nothing was"
+            " deleted, try again",
+        )
+        self.successResultOf(self.store.version_spec("id-v3"))
+
     def test_current_deployment(self):
         """
         The current deployment is the newest that still has a version: one emptied by
@@ -300,7 +368,7 @@ class StoreTests(SynchronousTestCase):
         """
         d = deployment("hello", "v1")
         d = attrs.evolve(d, bindings=(Binding("KEY", SECRET_TEXT, "s3cr3t"), Binding("A", PLAIN_TEXT, "a")))
-        self.successResultOf(self.store.publish(d, spec_for(d, "id-v1"), 1.0, "d-1"))
+        self.successResultOf(self.store.publish(d, spec_for(d, "id-v1"), 1.0, "d-1", None))
         info = self.successResultOf(self.store.function("hello"))
         self.assertEqual(
             info.versions[0].bindings, (Binding("A", PLAIN_TEXT, "a"), Binding("KEY", SECRET_TEXT, None))
@@ -371,7 +439,7 @@ class SQLiteFileTests(TestCase):
         first = SQLiteStore(path, reactor)
         await first.open()
         d = deployment("hello", "v1", "test")
-        await first.publish(d, spec_for(d, "id-1"), 5.0, "d-1")
+        await first.publish(d, spec_for(d, "id-1"), 5.0, "d-1", None)
         first.close()
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         second = SQLiteStore(path, reactor)
