@@ -10,7 +10,7 @@ moves with its neighbours, so the table also gives what each request cost funcpl
 process in CPU time (from /proc/PID/stat, over the same runs): the steadier measure.  A's code is `git archive`d into a
 temporary directory and run from this checkout's virtualenv with PYTHONPATH pointing there.
 
-    .venv/bin/python bench/ab.py [BASE=HEAD~1] [--seconds 4] [--repeat 4] [--requests 5000]
+    .venv/bin/python bench/ab.py [BASE=HEAD~1] [--seconds 4] [--repeat 4] [--requests 5000] [--connections 1,16,64]
 """
 
 import argparse
@@ -92,7 +92,10 @@ def main():
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=4)
     parser.add_argument("--requests", type=int, default=5000, help="raw-latency requests per target and round")
+    parser.add_argument("--connections", default="1,16,64", help="connection counts, comma-separated")
     args = parser.parse_args()
+    global CONNECTIONS
+    CONNECTIONS = [int(c) for c in args.connections.split(",")]
     if len(os.sched_getaffinity(0)) < 2:
         raise SystemExit("needs two CPUs: the load on one, the servers on the other")
     ensure_wrk()

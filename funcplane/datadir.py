@@ -52,6 +52,10 @@ def private_directory(path):
     return path
 
 
+def _counted(count, noun, plural):
+    return f"{count} {noun}{'' if count == 1 else plural}"
+
+
 class DataDirectory(Service):
     """
     Holds the data directory for as long as it runs: when it starts it creates the
@@ -78,9 +82,14 @@ class DataDirectory(Service):
         make_children_directory(self.run_dir)
         orphans, sockets = clean_run_dir(self.run_dir)
         if orphans or sockets:
+            done = []
+            if orphans:
+                done.append(f"killed {_counted(orphans, 'of its workerd process', 'es')}")
+            if sockets:
+                done.append(f"removed {_counted(sockets, 'stale socket', 's')}")
             self.log.warn(
-                "an earlier funcplane did not stop cleanly: killed {orphans} of its workerd"
-                " processes and removed {sockets} stale sockets",
+                "an earlier funcplane did not stop cleanly: {done}",
+                done=" and ".join(done),
                 orphans=orphans,
                 sockets=sockets,
             )

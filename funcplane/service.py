@@ -3,12 +3,14 @@ The funcplane service: the whole tree of named parts, built up front in the orde
 start, and the parts that are not services of their own.
 """
 
+import errno
 import os
 
 import attrs
 from twisted.application.service import Service
 from twisted.internet.defer import CancelledError, Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -17,7 +19,7 @@ from funcplane.admin.api import AdminAPI
 from funcplane.admin.auth import TokenChecker, TokenSource
 from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.parse import Limits
-from funcplane.admin.site import admin_site
+from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.datadir import DataDirectory
 from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.edge.upstream import UpstreamPool
@@ -27,10 +29,12 @@ from funcplane.observe.tails import Tails
 from funcplane.ordered import OrderedMultiService
 from funcplane.platform import Platform
 from funcplane.routing import RouteTable
+from funcplane.runtime.descriptors import DescriptorReserve, raise_open_files_limit
 from funcplane.runtime.lifecycle import Lifecycle
 from funcplane.runtime.host import ChildRuntime, RuntimeChoices
 from funcplane.runtime.limits import ChildLimits
 from funcplane.runtime.supervisor import Supervisor
+from funcplane.runtime.watchdog import SpinWatch
 from funcplane.store.sqlite import SQLiteStore
 
 
@@ -52,12 +56,20 @@ class Settings:
     freeze_after: float | None = 30.0
     scale_to_zero: bool = False
     max_running: int | None = None
+    keep_versions: int | None = 100
     request_timeout: float = 60.0
     proxy_limits: ProxyLimits = ProxyLimits()
     trusted_proxies: tuple = ()
     compatibility_date: str = "2026-11-01"
     limits: Limits = Limits()
+    admin_body_timeout: float = 120.0
+    admin_auth_failures: int = 10
     child_limits: ChildLimits = ChildLimits()
+    child_heap_mb: int = 128
+    max_log_line_bytes: int = 16 * 1024
+    log_bytes_per_version: int = 1024 * 1024
+    log_bytes_total: int = 64 * 1024 * 1024
+    fd_reserve: int = 256
 
 
 class Collaborator(Service):
@@ -150,6 +162,20 @@ class RouteLoader(Service):
             return boot
 
 
+class CannotListen(Exception):
+    """
+    The listener could not listen on its description (the port is taken, say).
+    """
+
+
+# What an operator can do about the reasons a listener most often cannot listen.
+_LISTEN_ADVICE = {
+    errno.EADDRINUSE: "stop what listens there, or choose another --port",
+    errno.EACCES: "ports below 1024 need root or CAP_NET_BIND_SERVICE; choose another --port",
+    errno.EADDRNOTAVAIL: "that address is not one of this host's; choose another --port",
+}
+
+
 class Listener(Service):
     """
     Listens on a strports description when it starts; stops listening when it stops (the
@@ -168,10 +194,17 @@ class Listener(Service):
         super().startService()
         # Parsed here, not when the tree is built: an ssl: description reads its files.
         endpoint = serverFromString(self._reactor, self._description)
-        return endpoint.listen(self._factory).addCallback(self._listening)
+        return endpoint.listen(self._factory).addCallbacks(self._listening, self._not_listening)
 
     def _listening(self, port):
         self.port = port
+
+    def _not_listening(self, failure):
+        failure.trap(CannotListenError)
+        error = failure.value.socketError
+        reason = getattr(error, "strerror", None) or str(error)
+        advice = _LISTEN_ADVICE.get(getattr(error, "errno", None), "choose another --port")
+        raise CannotListen(f"cannot listen on {self._description} ({reason.lower()}): {advice}")
 
     def stopService(self):
         super().stopService()
@@ -211,7 +244,11 @@ class FuncplaneService(OrderedMultiService):
         self.data_dir = DataDirectory(settings.data_dir)
         self.store = SQLiteStore(self.data_dir.database, reactor)
         self.routes = RouteTable(settings.domain)
-        self.logbook = LogBook(reactor)
+        self.logbook = LogBook(
+            reactor,
+            bytes_per_version=settings.log_bytes_per_version,
+            bytes_total=settings.log_bytes_total,
+        )
         self.tails = Tails(reactor, self.logbook, settings.domain)
         self.admin_token = AdminToken(TokenSource(self.store, settings.data_dir, self._environ))
 
@@ -225,8 +262,11 @@ class FuncplaneService(OrderedMultiService):
                 egress_allow=settings.egress_allow,
                 compatibility_date=settings.compatibility_date,
                 child_limits=settings.child_limits,
+                heap_limit_mb=settings.child_heap_mb,
+                max_log_line_bytes=settings.max_log_line_bytes,
             ),
             logbook=self.logbook,
+            open_files=raise_open_files_limit,
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,
@@ -236,10 +276,24 @@ class FuncplaneService(OrderedMultiService):
             grace=settings.stop_grace,
         )
         self.supervisor = Supervisor(
-            reactor, self.runtime, self.store.version_spec, lifecycle, is_warm=self.routes.is_latest
+            reactor,
+            self.runtime,
+            self.store.version_spec,
+            lifecycle,
+            is_warm=self.routes.is_latest,
+            # A spinning child uses all of its CPU quota, which may be less than a core.
+            watch=SpinWatch(reactor, quota=settings.child_limits.cpu),
+            descriptors=DescriptorReserve(settings.fd_reserve),
         )
         self.platform = Platform(
-            reactor, self.store, self.supervisor, self.routes, logbook=self.logbook, tails=self.tails
+            reactor,
+            self.store,
+            self.supervisor,
+            self.routes,
+            logbook=self.logbook,
+            tails=self.tails,
+            scale_to_zero=settings.scale_to_zero,
+            keep_versions=settings.keep_versions,
         )
         self.pool = UpstreamPool(
             reactor, response_head_bytes=settings.proxy_limits.response_head_bytes
@@ -261,7 +315,20 @@ class FuncplaneService(OrderedMultiService):
             self.routes,
             self.supervisor,
             self.pool,
-            admin_site(self.routes, admin.resource(), settings.limits.max_body_bytes),
+            admin_site(
+                self.routes,
+                admin.resource(),
+                self.admin_token,
+                reactor,
+                AdminLimits(
+                    body_bytes=settings.limits.max_body_bytes,
+                    head_seconds=settings.proxy_limits.head_seconds,
+                    body_seconds=settings.admin_body_timeout,
+                    idle_seconds=settings.proxy_limits.idle_seconds,
+                    auth_failures=settings.admin_auth_failures,
+                ),
+                trusted_proxies=settings.trusted_proxies,
+            ),
             reactor,
             settings.proxy_limits,
             request_timeout=settings.request_timeout,
@@ -321,8 +388,9 @@ class FuncplaneService(OrderedMultiService):
             self.ready.errback(result)
             return
         self.log.info(
-            "funcplane serves {count} functions on {listen}; function hosts are *.{domain}",
+            "funcplane serves {count} {functions} on {listen}; function hosts are *.{domain}",
             count=self.route_loader.functions,
+            functions="function" if self.route_loader.functions == 1 else "functions",
             listen=self.settings.listen,
             domain=self.settings.domain,
         )

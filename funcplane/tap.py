@@ -2,24 +2,36 @@
 C{twistd funcplane}: command-line options and the service they build.
 """
 
+import atexit
 import datetime
+import importlib.metadata
 import ipaddress
 import os
+import sys
 
+import twisted
+from twisted.internet.error import ReactorNotRunning
 from twisted.logger import Logger
 from twisted.python import usage
 
+from funcplane.admin.auth import TokenTooShort
 from funcplane.datadir import RUN_DIR, DataDirInUse
 from funcplane.edge.listener import ProxyLimits
 from funcplane.ordered import StoppedWhileStarting
 from funcplane.runtime.limits import ChildLimits, MiB
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
-from funcplane.service import FuncplaneService, Settings
+from funcplane.service import CannotListen, FuncplaneService, Settings
 
 # Linux's sun_path holds 107 bytes and a NUL; socket names are 32 hex digits and ".sock".
 _MAX_SOCKET_PATH = 107
 _SOCKET_NAME_LENGTH = 32 + len(".sock")
 MIN_CHILD_MEMORY_MB = 192
+MIN_CHILD_HEAP_MB = 16
+MIN_FD_RESERVE = 16
+# What workerd needs beside its JS heap, about 50 MiB, with some room.
+_CHILD_BASE_MB = 64
+# The status twistd funcplane exits with when it could not start.
+EXIT_COULD_NOT_START = 1
 log = Logger()
 
 
@@ -61,6 +73,7 @@ class Options(usage.Options):
         ["idle-timeout", None, "300", "Seconds without requests after which a version is suspended (its process stopped); its next request wakes it."],
         ["freeze-after", None, "30", "Seconds without requests after which a version that would later be suspended is frozen (SIGSTOP: it keeps its memory, uses no CPU, and its next request thaws it in about a millisecond); 0: never."],
         ["max-running", None, None, "The most workerd processes alive at once; the least recently used idle version is suspended to make room (default: no limit)."],
+        ["keep-versions", None, "100", "After a deploy, delete a function's versions beyond its newest N that nothing uses (not the latest, not deployed, no alias); 0: keep every version."],
         ["request-timeout", None, "60", "Seconds a function may take to begin its response, and then each next piece of it; past that the client gets 504."],
         ["max-header-bytes", None, "32768", "Largest request line and headers of a function request (431 beyond)."],
         ["max-url-bytes", None, "8192", "Longest request target of a function request (414 beyond)."],
@@ -68,9 +81,22 @@ class Options(usage.Options):
         ["max-response-header-bytes", None, "65536", "Largest status line and headers a function may answer with (502 beyond)."],
         ["header-timeout", None, "10", "Seconds a client has to send a request's headers, from its first byte (408 beyond)."],
         ["keep-alive-timeout", None, "60", "Seconds an idle kept-alive client connection is kept open."],
+        ["admin-body-timeout", None, "120", "Seconds an admin API client has to send a request's body, from the end of its headers (408 beyond)."],
+        ["max-auth-failures", None, "10", "Failed admin authentications one client address may make a minute; past them its admin requests get 429 until it has waited. At least 1."],
         ["child-memory-mb", None, "1024", "Memory (swap included) each workerd child may use, in MiB; the kernel kills a child that uses more (0: no limit). At least 192."],
         ["child-cpu", None, "1", "CPU each workerd child may use, in cores (0.5: half a core; 0: no limit)."],
+        ["child-heap-mb", None, "128", "V8's JavaScript heap (old space) each workerd child may use, in MiB; a script that needs more aborts its child, and the next request starts a fresh one. At least 16, and at most --child-memory-mb less 64."],
         ["max-connections-per-ip", None, "256", "Open connections one client address may have; one more gets 503 (0: no limit)."],
+        ["linger-timeout", None, "10", "Seconds funcplane goes on reading, and dropping, what a client still sends after its request was refused (so that it can read why) before closing."],
+        ["linger-bytes", None, "104857600", "Bytes funcplane reads and drops at most while lingering so (see --linger-timeout)."],
+        ["websocket-idle-timeout", None, "300", "Seconds a WebSocket through which nothing passed, either way, stays open."],
+        ["websocket-lifetime", None, "3600", "Seconds a WebSocket may stay open at most."],
+        ["max-websockets-per-version", None, "1000", "WebSockets open to one version at once; one more gets 503 (0: no limit)."],
+        ["max-websockets-per-ip", None, "64", "WebSockets open from one client address at once; one more gets 503 (0: no limit)."],
+        ["max-log-line-bytes", None, "16384", "Longest line of a function's output that is kept (logs, tails and funcplane's own log); the rest of a longer line is dropped and the line says how many bytes were. At least 256."],
+        ["log-bytes-per-version", None, "1048576", "Bytes of output lines kept in memory for each version; past that its oldest lines go. At least --max-log-line-bytes."],
+        ["log-bytes-total", None, "67108864", "Bytes of output lines kept in memory for all versions together; past that the oldest lines go. At least --log-bytes-per-version."],
+        ["fd-reserve", None, "256", "File descriptors kept free for what already runs: with fewer free, no other version starts (503) until some close. At least 16."],
     ]
     optFlags = [
         ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
@@ -103,6 +129,34 @@ class Options(usage.Options):
             raise usage.UsageError(f"--egress-allow {cidr}: {e}")
         self["egress-allow"].append(cidr)
 
+    def opt_version(self):
+        """
+        Print funcplane's version and Twisted's, and exit.
+        """
+        print(f"funcplane version: {funcplane_version()}")
+        print(f"Twisted version: {twisted.__version__}")
+        sys.exit(0)
+
+    def _output_and_descriptor_bounds(self):
+        for name, least, unit in [
+            ("max-log-line-bytes", 256, "bytes"),
+            ("log-bytes-per-version", 1, "bytes"),
+            ("log-bytes-total", 1, "bytes"),
+            ("fd-reserve", MIN_FD_RESERVE, "file descriptors (a spawn alone needs about 8)"),
+        ]:
+            if not str(self[name]).isdigit() or int(self[name]) < least:
+                raise usage.UsageError(f"--{name} must be a whole number of {unit}, at least {least}")
+            self[name] = int(self[name])
+        for smaller, larger in [
+            ("max-log-line-bytes", "log-bytes-per-version"),
+            ("log-bytes-per-version", "log-bytes-total"),
+        ]:
+            if self[larger] < self[smaller]:
+                raise usage.UsageError(
+                    f"--{larger} {self[larger]} is less than --{smaller} {self[smaller]}:"
+                    f" raise --{larger} or lower --{smaller}"
+                )
+
     def _positive(self, name):
         try:
             value = float(self[name])
@@ -131,6 +185,12 @@ class Options(usage.Options):
         if not str(self["max-connections-per-ip"]).isdigit():
             raise usage.UsageError("--max-connections-per-ip must be a whole number (0: no limit)")
         self["max-connections-per-ip"] = int(self["max-connections-per-ip"])
+        for name in ["linger-bytes", "max-websockets-per-version", "max-websockets-per-ip"]:
+            if not str(self[name]).isdigit():
+                raise usage.UsageError(f"--{name} must be a whole number (0: none)")
+            self[name] = int(self[name])
+        for name in ["linger-timeout", "websocket-idle-timeout", "websocket-lifetime"]:
+            self[name] = self._positive(name)
         memory = str(self["child-memory-mb"])
         if not memory.isdigit() or 0 < int(memory) < MIN_CHILD_MEMORY_MB:
             raise usage.UsageError(
@@ -138,6 +198,19 @@ class Options(usage.Options):
                 f" {MIN_CHILD_MEMORY_MB} (a child needs about 50 MiB before its heap)"
             )
         self["child-memory-mb"] = int(memory)
+        heap = str(self["child-heap-mb"])
+        if not heap.isdigit() or int(heap) < MIN_CHILD_HEAP_MB:
+            raise usage.UsageError(
+                f"--child-heap-mb must be a whole number of MiB, at least {MIN_CHILD_HEAP_MB}"
+            )
+        self["child-heap-mb"] = int(heap)
+        if self["child-memory-mb"] and self["child-heap-mb"] > self["child-memory-mb"] - _CHILD_BASE_MB:
+            raise usage.UsageError(
+                f"--child-heap-mb {self['child-heap-mb']} leaves too little of --child-memory-mb"
+                f" {self['child-memory-mb']}: workerd needs about 50 MiB beside its heap, so the"
+                f" kernel would kill the child before V8 stopped the script; give the heap at most"
+                f" {self['child-memory-mb'] - _CHILD_BASE_MB} MiB, or raise --child-memory-mb"
+            )
         try:
             self["child-cpu"] = float(self["child-cpu"])
         except ValueError:
@@ -153,6 +226,18 @@ class Options(usage.Options):
             raise usage.UsageError(f"--compatibility-date must be a date such as 2026-11-01, not {date!r}")
         self["header-timeout"] = self._positive("header-timeout")
         self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
+        self["admin-body-timeout"] = self._positive("admin-body-timeout")
+        if not str(self["max-auth-failures"]).isdigit() or int(self["max-auth-failures"]) < 1:
+            raise usage.UsageError(
+                "--max-auth-failures must be a whole number of failures a minute, at least 1"
+            )
+        self["max-auth-failures"] = int(self["max-auth-failures"])
+        if not str(self["keep-versions"]).isdigit():
+            raise usage.UsageError(
+                "--keep-versions must be a whole number of versions to keep (0: keep them all)"
+            )
+        self["keep-versions"] = int(self["keep-versions"])
+        self._output_and_descriptor_bounds()
         if self["max-running"] is not None:
             if not str(self["max-running"]).isdigit() or int(self["max-running"]) < 1:
                 raise usage.UsageError("--max-running must be a whole number, at least 1")
@@ -175,6 +260,16 @@ class Options(usage.Options):
             raise usage.UsageError(str(e))
 
 
+def funcplane_version():
+    """
+    The version of the installed funcplane distribution.
+    """
+    try:
+        return importlib.metadata.version("funcplane")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (funcplane is not installed: run ./dev setup)"
+
+
 def settings_from(options):
     """
     The L{Settings} that parsed C{options} describe.
@@ -194,6 +289,7 @@ def settings_from(options):
         freeze_after=options["freeze-after"] or None,
         scale_to_zero=bool(options["scale-to-zero"]),
         max_running=options["max-running"],
+        keep_versions=options["keep-versions"] or None,
         request_timeout=options["request-timeout"],
         proxy_limits=ProxyLimits(
             head_bytes=options["max-header-bytes"],
@@ -203,40 +299,91 @@ def settings_from(options):
             head_seconds=options["header-timeout"],
             idle_seconds=options["keep-alive-timeout"],
             connections_per_ip=options["max-connections-per-ip"],
+            linger_seconds=options["linger-timeout"],
+            linger_bytes=options["linger-bytes"],
+            tunnel_idle_seconds=options["websocket-idle-timeout"],
+            tunnel_lifetime_seconds=options["websocket-lifetime"],
+            tunnels_per_version=options["max-websockets-per-version"],
+            tunnels_per_client=options["max-websockets-per-ip"],
         ),
         child_limits=ChildLimits(
             memory_bytes=options["child-memory-mb"] * MiB or None,
             cpu=options["child-cpu"] or None,
         ),
+        child_heap_mb=options["child-heap-mb"],
+        max_log_line_bytes=options["max-log-line-bytes"],
+        log_bytes_per_version=options["log-bytes-per-version"],
+        log_bytes_total=options["log-bytes-total"],
+        fd_reserve=options["fd-reserve"],
+        admin_body_timeout=options["admin-body-timeout"],
+        admin_auth_failures=options["max-auth-failures"],
     )
 
 
-def makeService(options, reactor=None):
+def makeService(options, reactor=None, at_exit=atexit.register):
     """
     Build (not start) the funcplane service tree (see L{FuncplaneService}): nothing
     listens, spawns or opens a file until it starts.
 
     @param reactor: the reactor it runs on; by default the global one.
+    @param at_exit: registers what runs when the process exits (L{atexit.register}); a
+        start that fails registers the end of the process with a failure status there.
     """
     if reactor is None:
         from twisted.internet import reactor
 
     service = FuncplaneService(reactor, settings_from(options))
-    service.ready.addErrback(_could_not_start, reactor)
+    service.ready.addErrback(_could_not_start, reactor, at_exit)
     return service
 
 
-def _could_not_start(failure, reactor):
+# Why funcplane could not start, when an operator can act on it: said in one line.
+_OPERATOR_ERRORS = (DataDirInUse, CannotListen, TokenTooShort)
+
+
+def _could_not_start(failure, reactor, at_exit):
     """
-    Say why funcplane could not start (without a traceback when the reason is one an
-    operator can act on), and exit.  A start cut short by a stop (twistd was told to exit
-    while funcplane started) is no failure.
+    Say why funcplane could not start (in one line when the reason is one an operator can
+    act on, else with its traceback), stop the reactor and have the process exit with
+    L{EXIT_COULD_NOT_START}.  A start cut short by a stop (twistd was told to exit while
+    funcplane started) is no failure.
+
+    L{FuncplaneService.ready} fails only once the parts that had started have stopped, so
+    no child is left by then.  The part that failed may be the first, before twistd has
+    run the reactor: it stops as soon as it runs.
     """
     if failure.check(StoppedWhileStarting):
         return
-    if failure.check(DataDirInUse):
+    if failure.check(*_OPERATOR_ERRORS):
         log.error("funcplane could not start: {reason}", reason=str(failure.value))
     else:
         log.failure("funcplane could not start", failure)
-    if reactor.running:
+    at_exit(_end_process, EXIT_COULD_NOT_START)
+    reactor.callWhenRunning(_stop, reactor)
+
+
+def _stop(reactor):
+    try:
         reactor.stop()
+    except ReactorNotRunning:
+        # Already stopping (a signal came meanwhile): the status is set all the same.
+        pass
+
+
+def _end_process(status):
+    """
+    End the process with C{status}, from an C{atexit} hook.
+
+    twistd (Twisted 26.10) has no way for a service to choose its exit status: once its
+    reactor has stopped it ends the process with the signal that stopped it, if one did,
+    else returns and Python exits with 0.  An C{atexit} hook runs after all of that (every
+    part stopped, so every child has exited; the pidfile removed; the last line logged),
+    and C{os._exit} is the only way it has to change the status (a C{SystemExit} raised
+    there is ignored); the standard streams are flushed first.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)

@@ -3,21 +3,26 @@ The parts of funcplane's service tree, each started and stopped on its own, and 
 work the routes part owns.
 """
 
+import errno
 import os
 import shutil
 import signal
 import tempfile
 
-from twisted.internet.defer import maybeDeferred, succeed
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
+from twisted.python.failure import Failure
 from twisted.trial.unittest import SynchronousTestCase
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 from zope.interface.verify import verifyClass, verifyObject
 
+from funcplane import tap
 from funcplane.admin.auth import TokenSource
 from funcplane.datadir import DataDirectory, DataDirInUse, lock_data_dir
 from funcplane.errors import Unauthorized
@@ -26,13 +31,14 @@ from funcplane.platform import Platform
 from funcplane.routing import RouteTable
 from funcplane.runtime.lifecycle import RUNNING, Lifecycle
 from funcplane.interfaces import IRuntimeLauncher
-from funcplane.runtime.config import load_schema
+from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
 from funcplane.runtime.egress import EgressPolicy
 from funcplane.runtime.host import ChildRuntime, RuntimeChoices
 from funcplane.runtime.limits import ChildLimits, IChildLimits
 from funcplane.runtime.supervisor import Supervisor
 from funcplane.service import (
     AdminToken,
+    CannotListen,
     FuncplaneService,
     Listener,
     RouteLoader,
@@ -40,6 +46,7 @@ from funcplane.service import (
 )
 from tests.fakes import FakeLauncher, FakeProcessReactor, memory_store, spec
 from tests.test_start_latest import functions
+from tests.test_tap import FakeReactor
 
 
 @implementer(IChildLimits)
@@ -126,6 +133,9 @@ class DataDirectoryTests(SynchronousTestCase):
         self.assertEqual(
             [(e["orphans"], e["sockets"]) for e in events if "sockets" in e], [(0, 1)]
         )
+        self.assertEqual(
+            [formatEvent(e) for e in events], ["an earlier funcplane did not stop cleanly: removed 1 stale socket"]
+        )
 
 
 class AdminTokenTests(SynchronousTestCase):
@@ -134,11 +144,12 @@ class AdminTokenTests(SynchronousTestCase):
         Until it has started no request passes, not even one with the right token (its
         hash is not known yet); once started, the token passes and another is refused.
         """
-        source = TokenSource(memory_store(self), self.mktemp(), {"FUNCPLANE_ADMIN_TOKEN": "s3cret"})
+        secret = "s3cret-0123456789abcdef0123456789abcdef"
+        source = TokenSource(memory_store(self), self.mktemp(), {"FUNCPLANE_ADMIN_TOKEN": secret})
         token = AdminToken(source)
-        self.assertRaises(Unauthorized, token.check, token_request(b"s3cret"))
+        self.assertRaises(Unauthorized, token.check, token_request(secret.encode()))
         self.successResultOf(token.startService())
-        token.check(token_request(b"s3cret"))
+        token.check(token_request(secret.encode()))
         error = self.assertRaises(Unauthorized, token.check, token_request(b"guess"))
         self.assertEqual(str(error), "the admin token is not valid")
 
@@ -241,6 +252,27 @@ class ChildRuntimeTests(SynchronousTestCase):
         self.assertTrue(self.machine.detected.closed)
         self.assertRaises(RuntimeError, self.runtime.launch, spec())
 
+    def test_heap_limit(self):
+        """
+        The heap limit chosen (--child-heap-mb) is the V8 flag in every child's config,
+        and the start-up line says it.
+        """
+        runtime = ChildRuntime(
+            self.reactor,
+            RuntimeChoices(workerd="/opt/workerd", run_dir=self.run_dir, data_dir="/data", heap_limit_mb=64),
+            machine=self.machine,
+            in_thread=lambda f, *args: succeed(f(*args)),
+        )
+        with capturedLogs() as events:
+            runtime.startService()
+        self.addCleanup(runtime.stopService)
+        [limits] = [formatEvent(e) for e in events if "heap" in e]
+        self.assertTrue(limits.endswith("; JS heap 64 MiB (V8)"), limits)
+        runtime.launch(spec())
+        [spawned] = self.reactor.spawned
+        reader = ConfigBuilder(RuntimeSettings(egress=None), load_schema())
+        self.assertEqual(reader.read(spawned["config"])["v8Flags"], ["--max-old-space-size=64"])
+
 
 class ListenerTests(SynchronousTestCase):
     def test_listens_while_running(self):
@@ -257,6 +289,35 @@ class ListenerTests(SynchronousTestCase):
         self.assertEqual(listener.port.getHost().port, 8081)
         self.successResultOf(maybeDeferred(listener.stopService))
         self.assertIsNone(listener.port)
+
+    def test_cannot_listen(self):
+        """
+        A port that cannot be listened on fails the start with L{CannotListen}, which says
+        what was wrong and what to do, in one line.
+        """
+        for number, advice in [
+            (errno.EADDRINUSE, "(address already in use): stop what listens there, or choose another --port"),
+            (errno.EACCES, "(permission denied): ports below 1024 need root or CAP_NET_BIND_SERVICE;"
+                           " choose another --port"),
+            (errno.ENOBUFS, "(no buffer space available): choose another --port"),
+        ]:
+            listener = Listener(RefusingReactor(number), "tcp:80:interface=127.0.0.1", Factory())
+            error = self.failureResultOf(listener.startService(), CannotListen).value
+            self.assertEqual(str(error), f"cannot listen on tcp:80:interface=127.0.0.1 {advice}")
+            self.assertIsNone(listener.port)
+
+
+class RefusingReactor(MemoryReactorClock):
+    """
+    A reactor on which every TCP port is refused with C{errno}.
+    """
+
+    def __init__(self, number):
+        super().__init__()
+        self._errno = number
+
+    def listenTCP(self, port, factory, backlog=50, interface=""):
+        raise CannotListenError(interface, port, OSError(self._errno, os.strerror(self._errno)))
 
 
 class BootWorkTests(SynchronousTestCase):
@@ -343,3 +404,70 @@ class FuncplaneServiceTests(SynchronousTestCase):
         self.assertFalse(service.running)
         self.assertEqual([part.running for part in service], [0] * len(list(service)))
         self.assertFalse(os.path.exists(service.data_dir.database))
+
+    def test_serving_line(self):
+        """
+        Once started, one line says how many functions are served, where, and under
+        which domain, in plain words for one function as for several.
+        """
+        service = FuncplaneService(
+            MemoryReactorClock(), Settings(listen="tcp:8081", data_dir="/nonexistent", workerd="/bin/workerd")
+        )
+        lines = []
+        for count in (1, 2):
+            service.route_loader.functions = count
+            service.ready = Deferred()
+            with capturedLogs() as events:
+                service._settled(None)
+            lines.extend(formatEvent(e) for e in events)
+        self.assertEqual(
+            lines,
+            ["funcplane serves 1 function on tcp:8081; function hosts are *.func.local",
+             "funcplane serves 2 functions on tcp:8081; function hosts are *.func.local"],
+        )
+
+
+class LogRenderingTests(SynchronousTestCase):
+    def test_no_python_reprs(self):
+        """
+        What the tree's own parts log at start, at stop and when they fail reads as text:
+        no bytes literal (C{b'...'}) and no object repr (C{<... at 0x...>}) in any line.
+        """
+        path = os.path.abspath(self.mktemp())
+        os.makedirs(os.path.join(path, "run"))
+        open(os.path.join(path, "run", "0123.sock"), "w").close()
+        run_dir = tempfile.mkdtemp(prefix="fp")
+        self.addCleanup(shutil.rmtree, run_dir, True)
+        os.makedirs(os.path.join(run_dir, "children"))
+        runtime = ChildRuntime(
+            FakeProcessReactor(),
+            RuntimeChoices(workerd="/opt/workerd", run_dir=run_dir, data_dir=path),
+            machine=FakeMachine(),
+            in_thread=lambda f, *args: succeed(f(*args)),
+        )
+        service = FuncplaneService(
+            MemoryReactorClock(), Settings(listen="tcp:8081", data_dir=path, workerd="/bin/workerd")
+        )
+        broken = Service()
+        broken.setName("broken")
+        broken.stopService = lambda: 1 / 0
+        tree = OrderedMultiService()
+        broken.setServiceParent(tree)
+        listener = Listener(RefusingReactor(errno.EADDRINUSE), "tcp:8081", Factory())
+        with capturedLogs() as events:
+            data_dir = DataDirectory(path)
+            data_dir.startService()
+            data_dir.stopService()
+            runtime.startService()
+            runtime.stopService()
+            service._settled(None)
+            self.successResultOf(tree.startService())
+            self.successResultOf(tree.stopService())
+            refused = self.failureResultOf(listener.startService(), CannotListen)
+            tap._could_not_start(refused, FakeReactor(), lambda *args: None)
+            tap._could_not_start(Failure(KeyError(b"key")), FakeReactor(), lambda *args: None)
+        self.flushLoggedErrors(ZeroDivisionError, KeyError)
+        lines = [formatEvent(e) for e in events]
+        self.assertEqual(len(lines), 9, lines)
+        for line in lines:
+            self.assertNotRegex(line, r"\bb'|\bb\"| at 0x")

@@ -1,23 +1,31 @@
 import ast
+import importlib.metadata
+import io
 import os
+import shutil
+import sys
 import tempfile
 
+import twisted
+
 from twisted.application.service import IServiceMaker
+from twisted.internet.error import ReactorNotRunning
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import capturedLogs, formatEvent
 from twisted.plugin import getPlugins
 from twisted.python.failure import Failure
 from twisted.python.usage import UsageError
+from twisted.scripts._twistd_unix import ServerOptions
 from twisted.trial.unittest import SynchronousTestCase
 from zope.interface.verify import verifyObject
 
 import funcplane
 from funcplane import tap
-from funcplane.datadir import DataDirInUse
+from funcplane.datadir import DataDirInUse, lock_data_dir
 from funcplane.edge.listener import ProxyLimits
 from funcplane.ordered import StoppedWhileStarting
 from funcplane.runtime.limits import MiB, ChildLimits
-from funcplane.service import FuncplaneService
+from funcplane.service import CannotListen, FuncplaneService
 
 
 def fake_workerd(test_case):
@@ -145,6 +153,29 @@ class OptionsTests(SynchronousTestCase):
         error = self.assertRaises(UsageError, self.parse, "--child-memory-mb", "64")
         self.assertIn("at least 192", str(error))
 
+    def test_child_heap(self):
+        """
+        Each child's V8 heap is 128 MiB unless --child-heap-mb says otherwise; less than
+        16 MiB, or what is not a whole number, is refused, and so is a heap that leaves
+        workerd less than 64 MiB of --child-memory-mb (without a memory limit any heap
+        of at least 16 MiB goes).
+        """
+        self.assertEqual(tap.settings_from(self.parse()).child_heap_mb, 128)
+        self.assertEqual(tap.settings_from(self.parse("--child-heap-mb", "16")).child_heap_mb, 16)
+        self.assertEqual(
+            tap.settings_from(self.parse("--child-memory-mb", "0", "--child-heap-mb", "4096")).child_heap_mb,
+            4096,
+        )
+        self.assertEqual(
+            tap.settings_from(self.parse("--child-memory-mb", "192", "--child-heap-mb", "128")).child_heap_mb,
+            128,
+        )
+        for bad in ["15", "0", "x", "1.5", "-128", ""]:
+            error = self.assertRaises(UsageError, self.parse, "--child-heap-mb", bad)
+            self.assertEqual(str(error), "--child-heap-mb must be a whole number of MiB, at least 16")
+        error = self.assertRaises(UsageError, self.parse, "--child-memory-mb", "192", "--child-heap-mb", "129")
+        self.assertIn("give the heap at most 128 MiB, or raise --child-memory-mb", str(error))
+
     def test_compatibility_date(self):
         """
         The compatibility date is a calendar date; anything else (which would reach
@@ -190,6 +221,34 @@ class OptionsTests(SynchronousTestCase):
         self.assertFalse(os.path.exists(data_dir))
 
 
+class VersionTests(SynchronousTestCase):
+    def test_version(self):
+        """
+        C{twistd funcplane --version} prints funcplane's installed version and Twisted's,
+        and exits with 0.
+        """
+        out = io.StringIO()
+        self.patch(sys, "stdout", out)
+        exit = self.assertRaises(SystemExit, ServerOptions().parseOptions, ["funcplane", "--version"])
+        self.assertIn(exit.code, (0, None))
+        self.assertEqual(
+            out.getvalue().splitlines(),
+            [f"funcplane version: {importlib.metadata.version('funcplane')}",
+             f"Twisted version: {twisted.__version__}"],
+        )
+
+    def test_not_installed(self):
+        """
+        Run from a tree that is not installed, the version says so and how to mend it.
+        """
+
+        def missing(name):
+            raise importlib.metadata.PackageNotFoundError(name)
+
+        self.patch(importlib.metadata, "version", missing)
+        self.assertEqual(tap.funcplane_version(), "unknown (funcplane is not installed: run ./dev setup)")
+
+
 class TreeTests(SynchronousTestCase):
     """
     makeService builds the whole tree up front, in the order it starts.
@@ -217,6 +276,17 @@ class TreeTests(SynchronousTestCase):
         )
         self.assertIs(service.getServiceNamed("supervisor"), service.supervisor)
         self.assertIs(service.getServiceNamed("listener"), service.listener)
+
+    def test_child_heap_reaches_runtime(self):
+        """
+        --child-heap-mb reaches the runtime part's choices, which give it to every
+        child's config.
+        """
+        options = tap.Options()
+        options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", "/tmp/fpd", "--child-heap-mb", "48"])
+        service = tap.makeService(options, reactor=MemoryReactorClock())
+        self.assertEqual(service.settings.child_heap_mb, 48)
+        self.assertEqual(service.runtime._choices.heap_limit_mb, 48)
 
     def test_builds_only(self):
         """
@@ -262,47 +332,143 @@ class GlobalReactorTests(SynchronousTestCase):
 
 
 class FakeReactor:
-    running = True
-    stopped = False
+    """
+    The reactor's start and stop, as twistd drives them.
+    """
+
+    def __init__(self, running=True):
+        self.running = running
+        self.stopped = False
+        self._when_running = []
+
+    def callWhenRunning(self, f, *args):
+        if self.running:
+            f(*args)
+        else:
+            self._when_running.append((f, args))
+
+    def run(self):
+        self.running = True
+        for f, args in self._when_running:
+            f(*args)
 
     def stop(self):
+        if self.stopped:
+            raise ReactorNotRunning()
         self.stopped = True
 
 
 class CouldNotStartTests(SynchronousTestCase):
+    def setUp(self):
+        self.at_exit = []
+
+    def could_not_start(self, error, reactor):
+        with capturedLogs() as events:
+            tap._could_not_start(Failure(error), reactor, lambda *args: self.at_exit.append(args))
+        return list(events)
+
     def test_reason_logged_and_reactor_stopped(self):
         """
         A start that fails for a reason the operator can act on is logged as one line (no
-        traceback) and twistd exits.
+        traceback), the reactor stops, and the process is to exit with status 1.
         """
         reactor = FakeReactor()
-        with capturedLogs() as events:
-            tap._could_not_start(Failure(DataDirInUse("another funcplane (pid 7) is using /d")), reactor)
+        events = self.could_not_start(DataDirInUse("another funcplane (pid 7) is using /d"), reactor)
         self.assertEqual(
             [formatEvent(e) for e in events], ["funcplane could not start: another funcplane (pid 7) is using /d"]
         )
         self.assertNotIn("log_failure", events[0])
         self.assertTrue(reactor.stopped)
+        self.assertEqual(self.at_exit, [(tap._end_process, 1)])
+
+    def test_cannot_listen(self):
+        """
+        A listener that cannot listen is such a reason too: one line, then exit 1.
+        """
+        reactor = FakeReactor()
+        reason = "cannot listen on tcp:8081 (address already in use): stop what listens there, or choose another --port"
+        events = self.could_not_start(CannotListen(reason), reactor)
+        self.assertEqual([formatEvent(e) for e in events], [f"funcplane could not start: {reason}"])
+        self.assertNotIn("log_failure", events[0])
+        self.assertEqual((reactor.stopped, self.at_exit), (True, [(tap._end_process, 1)]))
+
+    def test_before_the_reactor_runs(self):
+        """
+        A failure before twistd has run the reactor (the first part fails as twistd starts
+        the service) stops the reactor as soon as it runs, instead of leaving funcplane
+        running with nothing started.
+        """
+        reactor = FakeReactor(running=False)
+        self.could_not_start(DataDirInUse("another funcplane (pid 7) is using /d"), reactor)
+        self.assertFalse(reactor.stopped)
+        self.assertEqual(self.at_exit, [(tap._end_process, 1)])
+        reactor.run()
+        self.assertTrue(reactor.stopped)
+
+    def test_already_stopping(self):
+        """
+        A reactor already stopping is left to it, and the exit status is still 1.
+        """
+        reactor = FakeReactor()
+        reactor.stop()
+        self.could_not_start(DataDirInUse("in use"), reactor)
+        self.assertEqual(self.at_exit, [(tap._end_process, 1)])
 
     def test_other_failure_with_traceback(self):
         """
-        Any other reason is logged with its traceback, and twistd exits.
+        Any other reason is logged with its traceback, and the process exits with 1.
         """
         reactor = FakeReactor()
-        with capturedLogs() as events:
-            tap._could_not_start(Failure(OSError("address in use")), reactor)
+        events = self.could_not_start(OSError("disk on fire"), reactor)
         self.assertEqual([formatEvent(e) for e in events], ["funcplane could not start"])
         self.assertIsInstance(events[0]["log_failure"].value, OSError)
-        self.assertTrue(reactor.stopped)
+        self.assertEqual((reactor.stopped, self.at_exit), (True, [(tap._end_process, 1)]))
         self.flushLoggedErrors(OSError)
 
     def test_stopped_while_starting(self):
         """
         A start cut short because twistd was told to exit is no failure: nothing is
-        logged, and the reactor is left to the shutdown already under way.
+        logged, the exit status is left alone, and the reactor is left to the shutdown
+        already under way.
         """
         reactor = FakeReactor()
-        with capturedLogs() as events:
-            tap._could_not_start(Failure(StoppedWhileStarting("stopped before listener started")), reactor)
-        self.assertEqual(list(events), [])
+        events = self.could_not_start(StoppedWhileStarting("stopped before listener started"), reactor)
+        self.assertEqual(events, [])
         self.assertFalse(reactor.stopped)
+        self.assertEqual(self.at_exit, [])
+
+    def test_end_process(self):
+        """
+        The exit hook flushes the standard streams, then ends the process with the status.
+        """
+        out, ended = io.StringIO(), []
+        flushed = []
+        out.flush = lambda: flushed.append(True)
+        self.patch(sys, "stdout", out)
+        self.patch(tap.os, "_exit", ended.append)
+        tap._end_process(1)
+        self.assertEqual((flushed, ended), ([True], [1]))
+
+    def test_wired_by_make_service(self):
+        """
+        The service makeService builds says why it could not start and has the process
+        exit with 1 once the reactor has run and stopped.
+        """
+        data_dir = tempfile.mkdtemp(prefix="fp")
+        self.addCleanup(shutil.rmtree, data_dir, True)
+        held = lock_data_dir(data_dir)
+        self.addCleanup(os.close, held)
+        options = tap.Options()
+        options.parseOptions(["--workerd", fake_workerd(self), "--data-dir", data_dir])
+        reactor = FakeReactor(running=False)
+        service = tap.makeService(options, reactor=reactor, at_exit=lambda *args: self.at_exit.append(args))
+        with capturedLogs() as events:
+            service.startService()
+        self.assertEqual(
+            [formatEvent(e) for e in events],
+            [f"funcplane could not start: another funcplane (pid {os.getpid()}) is using {data_dir};"
+             " stop it or choose another --data-dir"],
+        )
+        self.assertEqual(self.at_exit, [(tap._end_process, 1)])
+        reactor.run()
+        self.assertTrue(reactor.stopped)

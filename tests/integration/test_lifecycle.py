@@ -5,6 +5,7 @@ changes under load, unclean exits, logs.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -227,6 +228,88 @@ class LifecycleTests(TestCase):
         error = await self.assertFailure(Deferred.fromCoroutine(second.start()), DataDirInUse)
         self.assertIn("another funcplane", str(error))
 
+    def twistd(self, port, data_dir, twistd_options=(), options=(), output=subprocess.DEVNULL):
+        """
+        Start C{twistd -n funcplane} on C{port} of 127.0.0.1 with its data in C{data_dir};
+        its standard output and error go to C{output}, as systemd would collect them.
+        """
+        twistd = subprocess.Popen(
+            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=",
+             *twistd_options, "funcplane",
+             "--port", f"tcp:{port}:interface=127.0.0.1", *options,
+             "--data-dir", data_dir, "--workerd", find_workerd()],
+            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN),
+            stdout=output, stderr=subprocess.STDOUT,
+        )
+        self.addCleanup(lambda: twistd.poll() is None and twistd.kill())
+        return twistd
+
+    async def twistd_refused(self, port, data_dir):
+        """
+        Run C{twistd -n funcplane}, which is expected to refuse to start, with a pidfile;
+        return its exit status and what it printed, once it has exited.
+        """
+        directory = tempfile.mkdtemp(prefix="fp")
+        output_path = os.path.join(directory, "output")
+        pidfile = os.path.join(directory, "twistd.pid")
+        with open(output_path, "wb") as output:
+            twistd = self.twistd(port, data_dir, [f"--pidfile={pidfile}"], output=output)
+        await eventually(lambda: twistd.poll() is not None, seconds=20)
+        with open(output_path) as f:
+            printed = f.read()
+        # It exited after twistd's own shutdown, which removes the pidfile.
+        self.assertFalse(os.path.exists(pidfile))
+        self.assertIn("Server Shut Down.", printed)
+        return twistd.returncode, printed
+
+    def one_reason(self, printed):
+        """
+        The only line of C{printed} that says funcplane could not start (there is no
+        traceback), without its timestamp and source.
+        """
+        self.assertNotIn("Traceback", printed)
+        [line] = [line for line in printed.splitlines() if "could not start" in line]
+        return line.partition("] ")[2]
+
+    async def test_data_dir_in_use_exits(self):
+        """
+        twistd funcplane on a data directory another funcplane holds exits with status 1
+        and one line saying why and what to do; the first funcplane serves on.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("hello", V1, version="v1")
+        status, printed = await self.twistd_refused(free_port(), fp.data_dir)
+        self.assertEqual(status, 1)
+        self.assertEqual(
+            self.one_reason(printed),
+            f"funcplane could not start: another funcplane (pid {os.getpid()}) is using"
+            f" {fp.data_dir}; stop it or choose another --data-dir",
+        )
+        self.assertEqual(await fp.get("hello.func.local"), (200, "v1"))
+
+    async def test_taken_port_exits(self):
+        """
+        twistd funcplane on a port something else listens on exits with status 1 and one
+        line saying why and what to do, once the children it had begun to start (its
+        functions' latest versions) are stopped.
+        """
+        fp = await Funcplane(self).start()
+        await fp.deploy("hello", V1, version="v1")
+        await fp.stop()
+        taken = socket.socket()
+        self.addCleanup(taken.close)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, printed = await self.twistd_refused(port, fp.data_dir)
+        self.assertEqual(status, 1)
+        self.assertEqual(
+            self.one_reason(printed),
+            f"funcplane could not start: cannot listen on tcp:{port}:interface=127.0.0.1"
+            " (address already in use): stop what listens there, or choose another --port",
+        )
+        self.assertEqual(processes_in(fp.run_dir), [])
+
     async def twistd_with_hello(self, data_dir, twistd_options=(), options=()):
         """
         Run C{twistd -n funcplane} on a free port with its data in C{data_dir}, deploy
@@ -234,15 +317,7 @@ class LifecycleTests(TestCase):
         run directory.
         """
         port = free_port()
-        twistd = subprocess.Popen(
-            [os.path.join(os.path.dirname(sys.executable), "twistd"), "-n", "--pidfile=",
-             *twistd_options, "funcplane",
-             "--port", f"tcp:{port}:interface=127.0.0.1", *options,
-             "--data-dir", data_dir, "--workerd", find_workerd()],
-            env=dict(os.environ, FUNCPLANE_ADMIN_TOKEN=TOKEN),
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.addCleanup(lambda: twistd.poll() is None and twistd.kill())
+        twistd = self.twistd(port, data_dir, twistd_options, options)
         fp = Funcplane(self, data_dir=data_dir)
         fp.port = port
         for _ in range(100):
@@ -303,6 +378,8 @@ class LifecycleTests(TestCase):
         with open(logfile) as f:
             log = f.read()
         self.assertNotIn("Traceback", log)
+        # Every line reads as text: no bytes literal, no object repr.
+        self.assertNotRegex(log, r"\bb'|\bb\"| at 0x")
         self.assertLess(log.index("stopped hello:v1"), log.index("Main loop terminated."))
         again = await Funcplane(self, data_dir=data_dir).start()
         self.assertEqual(await again.get("hello.func.local"), (200, "v1"))
