@@ -8,6 +8,7 @@ workerd npm package, kept beside this module; Cap'n Proto's compatibility rules 
 describe newer workerd binaries too.
 """
 
+import json
 import os
 from importlib.resources import files
 
@@ -19,6 +20,31 @@ from funcplane.model import JSON, MODULE, TEXT_KINDS
 capnp.remove_import_hook()
 
 SOCKET_NAME = "http"
+# The module workerd starts an ES-module version from: it imports the version's main
+# module, refuses at top level (so the start fails with the reason) when the default export
+# has no fetch handler, and re-exports everything.
+ENTRY_MODULE = "__funcplane_entry__.js"
+_ENTRY_SOURCE = """import * as version from {main};
+const handler = version.default;
+const fetches = handler !== null && handler !== undefined && (
+  typeof handler.fetch === "function" ||
+  (typeof handler === "function" && handler.prototype && typeof handler.prototype.fetch === "function"));
+if (!fetches) {{
+  throw new Error("the main module " + {main} + " has no fetch handler: its default export must have"
+    + " a fetch(request, env, ctx) method, as in export default {{ async fetch(request, env, ctx)"
+    + " {{ return new Response('ok') }} }}");
+}}
+export * from {main};
+export default handler;
+"""
+
+
+def entry_module(main_name):
+    """
+    The source of L{ENTRY_MODULE} for a version whose main module is C{main_name}.  The
+    name reaches the source only as a JSON string literal (valid JavaScript).
+    """
+    return _ENTRY_SOURCE.format(main=json.dumps("./" + main_name))
 MAIN_SERVICE = "main"
 EGRESS_SERVICE = "internet"
 
@@ -67,7 +93,12 @@ class ConfigBuilder:
         main.name = MAIN_SERVICE
         worker = main.init("worker")
         if spec.format == MODULE:
-            for module, source in zip(worker.init("modules", len(spec.modules)), spec.modules):
+            wrapped = spec.modules[0].kind == "esModule"
+            modules = worker.init("modules", len(spec.modules) + wrapped)
+            if wrapped:
+                modules[0].name = ENTRY_MODULE
+                modules[0].esModule = entry_module(spec.modules[0].name)
+            for module, source in zip(list(modules)[wrapped:], spec.modules):
                 module.name = source.name
                 if source.kind in TEXT_KINDS:
                     setattr(module, source.kind, source.content.decode("utf-8"))

@@ -238,6 +238,31 @@ class PlatformTests(TestCase):
         code, body = await fp.api("GET", "/api/functions/hello")
         self.assertEqual([v["name"] for v in body["function"]["versions"]], ["v1"])
 
+    async def test_no_fetch_handler(self):
+        """
+        An ES module whose default export has no fetch handler is refused at deploy with
+        422 and the reason (workerd alone would start it and answer 500 to every request);
+        a WorkerEntrypoint class with a fetch method, in a module with more exports than
+        its default, deploys and answers.
+        """
+        fp = await Funcplane(self).start()
+        for code_text in ["export default {}", "export default { scheduled() {} }",
+                          "export function fetch() { return new Response('named') }"]:
+            code, body = await fp.deploy("hello", code_text, version="v1", format="module")
+            self.assertEqual((code, body["error"]["code"]), (422, "script_error"), body)
+            self.assertIn("has no fetch handler", body["error"]["message"])
+        self.assertEqual(processes_in(fp.run_dir), [])
+        code, body = await fp.deploy(
+            "hello",
+            'import { WorkerEntrypoint } from "cloudflare:workers";\n'
+            "export class Helper {}\n"
+            "export default class extends WorkerEntrypoint {"
+            " fetch() { return new Response('class ' + typeof Helper) } }",
+            version="v2",
+        )
+        self.assertEqual(code, 200, body)
+        self.assertEqual(await fp.get("v2.hello.func.local"), (200, "class function"))
+
     async def test_bad_requests(self):
         """
         Without the token nothing deploys; bad names, runtimes and conflicts get their

@@ -14,7 +14,7 @@ from funcplane.model import (
     script_modules,
     text_bindings,
 )
-from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
+from funcplane.runtime.config import ENTRY_MODULE, ConfigBuilder, RuntimeSettings, entry_module, load_schema
 from funcplane.runtime.egress import EgressPolicy
 
 SCHEMA = load_schema()
@@ -63,11 +63,20 @@ class ConfigTests(SynchronousTestCase):
 
     def test_module(self):
         """
-        An ES module is the worker's one module.
+        An ES module is the worker's module, after funcplane's entry module, which workerd
+        starts from: it imports the version's main module by its name as a JSON string.
         """
         b = builder()
         worker = b.read(b.build(one_script("export default {}", MODULE)))["services"][0]["worker"]
-        self.assertEqual(worker["modules"], [{"name": "worker.js", "esModule": "export default {}"}])
+        self.assertEqual(
+            worker["modules"],
+            [
+                {"name": ENTRY_MODULE, "esModule": entry_module("worker.js")},
+                {"name": "worker.js", "esModule": "export default {}"},
+            ],
+        )
+        self.assertIn('import * as version from "./worker.js";', entry_module("worker.js"))
+        self.assertIn('from "./a\\"b\\u2028.js";', entry_module('a"b\u2028.js'))
 
     def test_modules_and_bindings(self):
         """
@@ -94,6 +103,7 @@ class ConfigTests(SynchronousTestCase):
         self.assertEqual(
             worker["modules"],
             [
+                {"name": ENTRY_MODULE, "esModule": entry_module("index.js")},
                 {"name": "index.js", "esModule": 'import w from "./a.wasm"; export default {}'},
                 {"name": "lib/c.cjs", "commonJsModule": "module.exports = 1"},
                 {"name": "./a.wasm", "wasm": wasm},
