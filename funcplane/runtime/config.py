@@ -39,6 +39,28 @@ export default handler;
 """
 
 
+# Around a service-worker script, on its first line (so no line number moves) and after its
+# last: whether the script registered a fetch listener, and a refusal at the end of its top
+# level if it did not.
+_WORKER_PROLOGUE = (
+    "let __funcplane_fetches = false; { const add = globalThis.addEventListener;"
+    " globalThis.addEventListener = function (type, ...rest) { if (type === 'fetch')"
+    " __funcplane_fetches = true; return add.call(this, type, ...rest); }; }"
+)
+_WORKER_EPILOGUE = (
+    "\n;if (!__funcplane_fetches) { throw new Error('the script registers no fetch listener:"
+    " add addEventListener(\"fetch\", event => event.respondWith(...))'); }\n"
+)
+
+
+def service_worker_script(source):
+    """
+    The script workerd runs for a service-worker version of C{source}: the same, with a
+    check that it registers a fetch listener.
+    """
+    return _WORKER_PROLOGUE + source + _WORKER_EPILOGUE
+
+
 def entry_module(main_name):
     """
     The source of L{ENTRY_MODULE} for a version whose main module is C{main_name}.  The
@@ -105,7 +127,7 @@ class ConfigBuilder:
                 else:
                     setattr(module, source.kind, source.content)
         else:
-            worker.serviceWorkerScript = spec.modules[0].content.decode("utf-8")
+            worker.serviceWorkerScript = service_worker_script(spec.modules[0].content.decode("utf-8"))
         worker.compatibilityDate = settings.compatibility_date
         bindings = worker.init("bindings", len(spec.bindings))
         for binding, source in zip(bindings, spec.bindings):

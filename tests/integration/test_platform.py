@@ -240,8 +240,8 @@ class PlatformTests(TestCase):
 
     async def test_no_fetch_handler(self):
         """
-        An ES module whose default export has no fetch handler is refused at deploy with
-        422 and the reason (workerd alone would start it and answer 500 to every request);
+        An ES module whose default export has no fetch handler, or a service worker that
+        registers no fetch listener, is refused at deploy with 422 and the reason (workerd alone would start it and answer 500 to every request);
         a WorkerEntrypoint class with a fetch method, in a module with more exports than
         its default, deploys and answers.
         """
@@ -251,6 +251,11 @@ class PlatformTests(TestCase):
             code, body = await fp.deploy("hello", code_text, version="v1", format="module")
             self.assertEqual((code, body["error"]["code"]), (422, "script_error"), body)
             self.assertIn("has no fetch handler", body["error"]["message"])
+        code, body = await fp.deploy(
+            "hello", "addEventListener('scheduled', e => {})", version="v1", format="service-worker"
+        )
+        self.assertEqual((code, body["error"]["code"]), (422, "script_error"), body)
+        self.assertIn("registers no fetch listener", body["error"]["message"])
         self.assertEqual(processes_in(fp.run_dir), [])
         code, body = await fp.deploy(
             "hello",

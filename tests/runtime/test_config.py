@@ -15,6 +15,7 @@ from funcplane.model import (
     text_bindings,
 )
 from funcplane.runtime.config import ENTRY_MODULE, ConfigBuilder, RuntimeSettings, entry_module, load_schema
+from funcplane.runtime.config import service_worker_script
 from funcplane.runtime.egress import EgressPolicy
 
 SCHEMA = load_schema()
@@ -53,11 +54,17 @@ class ConfigTests(SynchronousTestCase):
 
     def test_service_worker(self):
         """
-        A service-worker script is the worker's serviceWorkerScript, as given.
+        A service-worker script is the worker's serviceWorkerScript, as given, with the
+        check for a fetch listener on its first line (so no line number moves) and after
+        its end.
         """
         b = builder(compatibility_date="2025-01-01")
         worker = b.read(b.build(one_script(HOSTILE[2], SERVICE_WORKER)))["services"][0]["worker"]
-        self.assertEqual(worker["serviceWorkerScript"], HOSTILE[2])
+        script = worker["serviceWorkerScript"]
+        self.assertEqual(script, service_worker_script(HOSTILE[2]))
+        prologue, _, rest = script.partition(HOSTILE[2])
+        self.assertNotIn("\n", prologue)
+        self.assertTrue(rest.startswith("\n;if (!__funcplane_fetches)"), rest)
         self.assertEqual(worker["compatibilityDate"], "2025-01-01")
         self.assertNotIn("modules", worker)
 
