@@ -45,8 +45,9 @@ class Reaper:
         self._suspend = suspend
         self._loop = LoopingCall(self.reap)
         self._loop.clock = clock
-        # Ids of the retired versions that still have requests in flight.
-        self._retiring = set()
+        # Ids of the retired versions that still have requests in flight; the supervisor
+        # reads it as each request ends, so that the common case costs no call.
+        self.retiring = set()
 
     def start(self):
         """
@@ -84,7 +85,7 @@ class Reaper:
         last one ends (L{idle}); unless it is warm, or L{keep} is called first.
         """
         if version.state == RUNNING and not self._is_warm(version.id):
-            self._retiring.add(version.id)
+            self.retiring.add(version.id)
             self.idle(version)
 
     def keep(self, version_id):
@@ -92,15 +93,15 @@ class Reaper:
         Leave C{version_id} to the idle timers again: it serves more than its own host, is
         deleted, or is asked for.
         """
-        self._retiring.discard(version_id)
+        self.retiring.discard(version_id)
 
     def idle(self, version):
         """
         C{version} has no request in flight now: freeze it if it is retired.
         """
-        if version.id not in self._retiring or version.in_flight:
+        if version.id not in self.retiring or version.in_flight:
             return
-        self._retiring.discard(version.id)
+        self.retiring.discard(version.id)
         child = version.child
         if version.state != RUNNING or self._is_warm(version.id):
             return

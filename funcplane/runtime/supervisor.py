@@ -170,7 +170,7 @@ class Supervisor(Service):
     def _released(self, version):
         version.in_flight -= 1
         version.last_used = self._clock.seconds()
-        if version.in_flight == 0:
+        if version.in_flight == 0 and version.id in self._reaper.retiring:
             self._reaper.idle(version)
 
     def running_socket(self, version_id):

@@ -119,7 +119,7 @@ class RetireTests(SupervisorCase):
         lease = self.supervisor.lease("a")
         self.supervisor.retire("a")
         self.supervisor.forget("a")
-        self.assertEqual(self.supervisor._reaper._retiring, set())
+        self.assertEqual(self.supervisor._reaper.retiring, set())
         lease.release()
 
     def test_failing_signal_does_not_reach_the_request(self):
