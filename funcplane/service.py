@@ -13,7 +13,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from zope.interface import implementer
 
 from funcplane.admin.api import AdminAPI
 from funcplane.admin.auth import TokenChecker, TokenSource

@@ -38,10 +38,13 @@ class RacingStore:
         return self._store.delete_version(*args, **kwargs)
 
 
-class DeleteVersionTests(SynchronousTestCase):
+class PlatformCase(SynchronousTestCase):
     """
-    L{Platform.delete_version}: the rules of deletion and what serves afterwards.
+    A platform on the real store (an in-memory SQLite) whose version ids are C{id-NAME}
+    and deployment ids C{d-1}, C{d-2}...
     """
+
+    keep_versions = None
 
     def setUp(self):
         self.clock = Clock()
@@ -59,14 +62,29 @@ class DeleteVersionTests(SynchronousTestCase):
             self.routes,
             new_id=lambda: f"id-{self.next_version}",
             new_deployment_id=lambda: next(self.deployment_ids),
+            keep_versions=self.keep_versions,
         )
 
-    def publish(self, version, alias=None, **kwargs):
+    def call(self, coroutine):
+        return self.successResultOf(Deferred.fromCoroutine(coroutine))
+
+    def deploy(self, version, alias=None, **kwargs):
         self.clock.advance(1)
         self.next_version = version
-        self.successResultOf(
-            Deferred.fromCoroutine(self.platform.deploy(deployment("hello", version, alias, **kwargs)))
-        )
+        return self.call(self.platform.deploy(deployment("hello", version, alias, **kwargs)))
+
+    def names(self):
+        info = self.successResultOf(self.store.function("hello"))
+        return [v.name for v in info.versions]
+
+
+class DeleteVersionTests(PlatformCase):
+    """
+    L{Platform.delete_version}: the rules of deletion and what serves afterwards.
+    """
+
+    def publish(self, version, alias=None, **kwargs):
+        self.deploy(version, alias, **kwargs)
 
     def delete(self, version, force=False, platform=None):
         return Deferred.fromCoroutine(

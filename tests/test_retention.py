@@ -15,43 +15,7 @@ from funcplane.model import FunctionRoutes
 from funcplane.platform import Platform
 from funcplane.routing import NotRouted, RouteTable
 from tests.fakes import FakeSupervisor, deployment, memory_store
-
-
-class PlatformCase(SynchronousTestCase):
-    """
-    A platform on the real store whose version ids are C{id-NAME}.
-    """
-
-    keep_versions = None
-
-    def setUp(self):
-        self.clock = Clock()
-        self.store = memory_store(self)
-        self.supervisor = FakeSupervisor()
-        self.routes = RouteTable("func.local")
-        self.platform = self.make(self.store)
-
-    def make(self, store):
-        return Platform(
-            self.clock,
-            store,
-            self.supervisor,
-            self.routes,
-            new_id=lambda: f"id-{self.next_version}",
-            keep_versions=self.keep_versions,
-        )
-
-    def call(self, coroutine):
-        return self.successResultOf(Deferred.fromCoroutine(coroutine))
-
-    def deploy(self, version, **kwargs):
-        self.clock.advance(1)
-        self.next_version = version
-        return self.call(self.platform.deploy(deployment("hello", version, **kwargs)))
-
-    def names(self):
-        info = self.successResultOf(self.store.function("hello"))
-        return [v.name for v in info.versions]
+from tests.test_platform import PlatformCase
 
 
 class RetireTests(PlatformCase):

@@ -15,11 +15,10 @@ import json
 
 import attrs
 from twisted.web.http import RESPONSES, HTTPChannel
-from twisted.web.resource import Resource
 from twisted.web.server import Request, Site
 
 from funcplane.admin.errors import admin_error, site_error
-from funcplane.admin.guard import MISDIRECTED, AdminGuard
+from funcplane.admin.guard import AdminGuard
 from funcplane.admin.parse import Limits
 from funcplane.admin.throttle import FailureThrottle
 from funcplane.deadline import Deadline
@@ -50,32 +49,6 @@ class AdminLimits:
     body_seconds: float = 120.0
     idle_seconds: float = 60.0
     auth_failures: int = 10
-
-
-class AdminRoot(Resource):
-    """
-    Serves the admin API, and refuses a request naming a function host: the connection
-    it came on was handed to the admin API by its first request.
-
-    @param routes: provides C{is_function_host(host)}.
-    """
-
-    isLeaf = True
-
-    def __init__(self, routes, admin):
-        super().__init__()
-        self._routes = routes
-        self._admin = admin
-
-    def render(self, request):
-        hosts = request.requestHeaders.getRawHeaders(b"host", [])
-        if any(self._routes.is_function_host(host) for host in hosts):
-            request.setResponseCode(421)
-            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            request.setHeader(b"connection", b"close")
-            request.channel.persistent = False
-            return MISDIRECTED
-        return self._admin.render(request)
 
 
 class AdminRequest(Request):
@@ -280,4 +253,4 @@ def admin_site(routes, admin, checker, clock, limits=AdminLimits(), trusted_prox
     """
     throttle = FailureThrottle(clock, limits.auth_failures)
     guard = AdminGuard(routes, checker, throttle, trusted_proxies)
-    return AdminSite(AdminRoot(routes, admin), guard, clock, limits)
+    return AdminSite(admin, guard, clock, limits)

@@ -7,7 +7,6 @@ the limit; and its connections' deadlines.
 import io
 import json
 
-from treq.testing import StubTreq
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -17,7 +16,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from funcplane.admin.auth import TokenChecker, token_hash
-from funcplane.admin.site import AdminLimits, AdminRoot, admin_site
+from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.edge.linger import Lingering
 from funcplane.routing import RouteTable
 from tests.fakes import TOKEN
@@ -69,37 +68,6 @@ class SiteCase(SynchronousTestCase):
         head, _, body = self.transport.value().partition(b"\r\n\r\n")
         self.transport.clear()
         return head.split(b"\r\n"), body
-
-
-class AdminRootTests(SynchronousTestCase):
-    """
-    The root serves the admin API for every host but the functions'.
-    """
-
-    def setUp(self):
-        self.client = StubTreq(AdminRoot(RouteTable("func.local"), Admin()))
-
-    def request(self, host):
-        response = self.successResultOf(
-            self.client.get("http://127.0.0.1:8081/api/functions", headers={"Host": host})
-        )
-        return response.code, self.successResultOf(response.content())
-
-    def test_admin_hosts_served(self):
-        """
-        A request for a host that is not a function's reaches the admin resource.
-        """
-        self.assertEqual(self.request("127.0.0.1:8081"), (200, b"admin /api/functions"))
-
-    def test_function_host_misdirected(self):
-        """
-        A function host on a connection that was handed to the admin API is refused with
-        421, which tells the client to try again on a new connection.
-        """
-        self.assertEqual(
-            self.request("hello.func.local"),
-            (421, b"function hosts are served on connections of their own; reconnect\n"),
-        )
 
 
 class AdminBodyLimitTests(SiteCase):

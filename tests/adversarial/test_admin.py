@@ -11,14 +11,14 @@ import tempfile
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
 from twisted.internet.task import deferLater
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from funcplane.admin.auth import TokenTooShort
 from funcplane.admin.follow import FOLLOW_BUFFER_BYTES
 from funcplane.edge.listener import ProxyLimits
 from funcplane.service import FuncplaneService
-from tests.integration.harness import AUTH, TOKEN, Funcplane, processes_in, raw_connection
+from tests.integration.harness import AUTH, TOKEN, Funcplane, eventually, processes_in, raw_connection
 
 CODE = 'export default { fetch() { return new Response("ok") } }'
 
@@ -51,17 +51,6 @@ class Events:
 
     def matching(self, text):
         return [e for e in self.events if text in e.get("log_format", "")]
-
-
-async def eventually(condition, seconds=10):
-    """
-    Wait until C{condition()} is true, for at most C{seconds}.
-    """
-    for _ in range(int(seconds / 0.05)):
-        if condition():
-            return True
-        await deferLater(reactor, 0.05, lambda: None)
-    return condition()
 
 
 class AdminAttackTests(TestCase):

@@ -27,7 +27,7 @@ from twisted.web.server import Site
 from funcplane.observe.trace import TailFilter
 from funcplane.runtime.descriptors import count_open
 from funcplane.runtime.limits import MiB, ChildLimits, CgroupPart, detect
-from tests.integration.harness import Funcplane, processes_in
+from tests.integration.harness import Funcplane, eventually, processes_in
 from tests.observe.test_tails import FakeSocket
 from tests.integration.test_platform import Canary
 
@@ -288,24 +288,6 @@ SPIN = """export default { fetch(request) {
   if (new URL(request.url).pathname == "/spin") { for (;;) {} }
   return new Response("not spinning");
 } }"""
-
-
-async def sleep(seconds):
-    d = Deferred()
-    reactor.callLater(seconds, d.callback, None)
-    await d
-
-
-async def eventually(check, seconds=10.0):
-    """
-    Wait until C{check()} is true, polling; fail after C{seconds}.
-    """
-    waited = 0.0
-    while not check():
-        if waited >= seconds:
-            raise AssertionError(f"not true after {seconds} s")
-        await sleep(0.05)
-        waited += 0.05
 
 
 class OutputAttackTests(TestCase):

@@ -12,6 +12,7 @@ import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
+from twisted.internet.task import deferLater
 from twisted.internet.protocol import Protocol
 from twisted.web.client import Agent, HTTPConnectionPool
 
@@ -159,3 +160,24 @@ async def raw_connection(test_case, port):
     client = await connectProtocol(endpoint, RawClient())
     test_case.addCleanup(client.transport.loseConnection)
     return client
+
+
+async def sleep(seconds):
+    """
+    Wait C{seconds} on the real reactor.
+    """
+    await deferLater(reactor, seconds, lambda: None)
+
+
+async def eventually(check, seconds=10.0):
+    """
+    Wait until C{check()} is true, polling; fail after C{seconds}.  Returns C{True}, so it
+    reads in an assertion too.
+    """
+    waited = 0.0
+    while not check():
+        if waited >= seconds:
+            raise AssertionError(f"not true after {seconds} s")
+        await sleep(0.05)
+        waited += 0.05
+    return True

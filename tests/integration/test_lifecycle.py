@@ -13,13 +13,20 @@ import tempfile
 import treq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, gatherResults
-from twisted.internet.task import deferLater
 from twisted.trial.unittest import TestCase
 from twisted.web.client import Agent, HTTPConnectionPool
 
 from funcplane.datadir import DataDirInUse
 from funcplane.runtime.locate import find_workerd
-from tests.integration.harness import TOKEN, Funcplane, free_port, processes_in, raw_connection
+from tests.integration.harness import (
+    TOKEN,
+    Funcplane,
+    eventually,
+    free_port,
+    processes_in,
+    raw_connection,
+    sleep,
+)
 
 V1 = 'export default { fetch() { return new Response("v1") } }'
 V2 = 'export default { fetch() { return new Response("v2") } }'
@@ -29,22 +36,6 @@ CHATTY = """export default { fetch(request) {
   if (new URL(request.url).pathname == "/fail") throw new Error("it broke");
   return new Response("logged");
 } }"""
-
-
-async def sleep(seconds):
-    await deferLater(reactor, seconds, lambda: None)
-
-
-async def eventually(check, seconds=5.0):
-    """
-    Wait until C{check()} is true, polling; fail after C{seconds}.
-    """
-    waited = 0.0
-    while not check():
-        if waited >= seconds:
-            raise AssertionError(f"not true after {seconds} s")
-        await sleep(0.05)
-        waited += 0.05
 
 
 def process_state(pid):

@@ -8,7 +8,8 @@ from twisted.internet.defer import ensureDeferred
 from twisted.trial.unittest import TestCase
 
 from tests.integration.harness import Funcplane, processes_in
-from tests.integration.test_lifecycle import eventually, process_state, sleep
+from tests.integration.harness import eventually, sleep
+from tests.integration.test_lifecycle import process_state
 
 SLOW = """export default { async fetch(request) {
   if (new URL(request.url).pathname == "/slow") await new Promise(r => setTimeout(r, 500));

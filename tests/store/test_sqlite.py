@@ -21,7 +21,7 @@ from funcplane.model import (
 )
 from funcplane.store.database import migrations
 from funcplane.store.sqlite import SQLiteStore
-from tests.fakes import InlinePool, deployment, memory_store, spec_for
+from tests.fakes import InlinePool, deployment, spec_for
 
 
 class StoreTests(SynchronousTestCase):
