@@ -29,15 +29,16 @@ class Deadline:
         """
         Call C{then} in C{seconds}, in place of whatever was due.
         """
-        when = self._clock.seconds() + seconds
+        clock = self._clock
+        when = clock.seconds() + seconds
         self.when = when
         self._then = then
         call = self._call
-        if call is None:
-            self._call = self._clock.callLater(seconds, self._fire)
-        elif call.getTime() > when:
-            call.cancel()
-            self._call = self._clock.callLater(seconds, self._fire)
+        # The usual case: a call is pending, due no later than the new moment.
+        if call is None or call.time > when:
+            if call is not None:
+                call.cancel()
+            self._call = clock.callLater(seconds, self._fire)
 
     def clear(self):
         """

@@ -298,26 +298,24 @@ def unreadable(status, message):
     return RequestHead(None, b"", [], True, False, None, None, False, False, (status, message, True))
 
 
-def forwardable(headers, also_drop=frozenset()):
+def without_named(headers, connection):
     """
-    The C{(name, value)} pairs of C{headers} without the hop-by-hop ones, those a
-    C{Connection} header names, and C{also_drop} (lower-case names).
+    The C{(name, value)} pairs of C{headers} but those the C{Connection} header values
+    C{connection} name (which go no further than one hop).
     """
-    drop = HOP_BY_HOP | also_drop if also_drop else HOP_BY_HOP
-    named = [value for name, value in headers if name.lower() == b"connection"]
-    if named:
-        drop = drop | _tokens(named)
+    drop = _tokens(connection)
     return [(name, value) for name, value in headers if name.lower() not in drop]
 
 
 def response_head(status, reason, headers, chunked, close):
     """
     The head of a child's response as the client gets it: its status line and end-to-end
-    headers, then C{Transfer-Encoding: chunked} when funcplane chunks the body and
-    C{Connection: close} when the connection ends after it.
+    C{headers} (the upstream connection left the hop-by-hop ones out), then
+    C{Transfer-Encoding: chunked} when funcplane chunks the body and C{Connection: close}
+    when the connection ends after it.
     """
     head = [b"HTTP/1.1 %d %s\r\n" % (status, reason)]
-    for name, value in forwardable(headers):
+    for name, value in headers:
         head += (name, b": ", value, b"\r\n")
     if chunked:
         head.append(b"Transfer-Encoding: chunked\r\n")

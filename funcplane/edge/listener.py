@@ -162,6 +162,7 @@ class ProxyChannel(Protocol):
         self._tunnel = None
 
     def connectionMade(self):
+        self.write = self.transport.write
         self.gate = Gate(self.transport)
         #: Registered with the connection to the child that answers: while it is full,
         #: the client is not read.
@@ -183,18 +184,9 @@ class ProxyChannel(Protocol):
         self.forwarded_for = self.peer.encode("ascii")
         self.forwarded_proto = b"https" if self.secure else b"http"
         self.trusted = self.factory.trusted.trusts(self.peer)
-        self._wait(self._limits.head_seconds, self._head_too_slow)
+        self._deadline.set(self._limits.head_seconds, self._head_too_slow)
 
     # Deadlines: for a request's headers, and for the next request on an idle connection.
-
-    def _wait(self, seconds, then=None):
-        """
-        Call C{then} in C{seconds} unless called again first (L{None}: stop waiting).
-        """
-        if seconds is None:
-            self._deadline.clear()
-        else:
-            self._deadline.set(seconds, then)
 
     def _stop_timers(self):
         self._deadline.stop()
@@ -234,7 +226,7 @@ class ProxyChannel(Protocol):
         if self._held is not None:
             self._held.append(data)
         # The head's size is counted twice: exactly, as httptools reports each header
-        # (L{_count_head}), and here in raw bytes, because httptools holds a header value
+        # (L{on_url}, L{on_header}), and here in raw bytes, because httptools holds a header value
         # until it is complete, and a value that never ends would otherwise grow unseen.
         # So is a chunked body's framing, which it never reports: bytes fed, not delivered.
         body = self._parsing
@@ -286,26 +278,26 @@ class ProxyChannel(Protocol):
             self._url = b""
             self._headers = []
             self._head_size = 0
-            self._wait(self._limits.head_seconds, self._head_too_slow)
+            self._deadline.set(self._limits.head_seconds, self._head_too_slow)
 
     def on_url(self, url):
         if self._headers is not None:
             self._url += url
             if len(self._url) > self._limits.target_bytes:
                 raise _Refuse(414, "the request target is too long")
-            self._count_head(len(url))
+            self._head_size += len(url)
+            if self._head_size > self._limits.head_bytes:
+                raise _Refuse(431, "the request line and headers are too large")
 
     def on_header(self, name, value):
-        # After the head, only trailers come here; they are dropped.
+        # After the head, only trailers come here; they are dropped. (Counted inline, as
+        # on_url does: this runs for every header of every request.)
         headers = self._headers
         if headers is not None:
             headers.append((name, value))
-            self._count_head(len(name) + len(value) + 4)
-
-    def _count_head(self, size):
-        self._head_size += size
-        if self._head_size > self._limits.head_bytes:
-            raise _Refuse(431, "the request line and headers are too large")
+            self._head_size += len(name) + len(value) + 4
+            if self._head_size > self._limits.head_bytes:
+                raise _Refuse(431, "the request line and headers are too large")
 
     def on_headers_complete(self):
         headers = self._headers
@@ -313,7 +305,7 @@ class ProxyChannel(Protocol):
             return
         self._headers = None
         self._head_bytes = 0
-        self._wait(None)
+        self._deadline.clear()
         parser = self._parser
         head = read_head(
             parser.get_method(),
@@ -411,6 +403,10 @@ class ProxyChannel(Protocol):
     # Answering.
 
     def write(self, data):
+        """
+        Write to the client. (L{connectionMade} puts the transport's own C{write} in its
+        place: every piece of every response comes through here.)
+        """
         self.transport.write(data)
 
     def exchange_done(self, exchange):
@@ -427,7 +423,7 @@ class ProxyChannel(Protocol):
         if self._queue:
             self._queue[0].start()
         elif self._headers is None and self._parsing is None:
-            self._wait(self._limits.idle_seconds, self._idle_too_long)
+            self._deadline.set(self._limits.idle_seconds, self._idle_too_long)
 
     def abort(self):
         """

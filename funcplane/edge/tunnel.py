@@ -11,17 +11,18 @@ version and no client holds more than its share of them.
 """
 
 from funcplane.deadline import Deadline
-from funcplane.edge.http1 import UPGRADE_HEADERS, forwardable
+from funcplane.edge.http1 import UPGRADE_HEADERS
 from funcplane.edge.shares import Shares
 
 
 def switched(reason, headers):
     """
-    The head of a child's C{101} as the client gets it: its end-to-end headers, and the
-    upgrade to WebSocket that funcplane relays.
+    The head of a child's C{101} as the client gets it: its end-to-end headers (the
+    upstream connection left the hop-by-hop ones out), and the upgrade to WebSocket that
+    funcplane relays.
     """
     head = [b"HTTP/1.1 101 %s\r\n" % (reason,)]
-    for name, value in forwardable(headers):
+    for name, value in headers:
         head += (name, b": ", value, b"\r\n")
     head += (UPGRADE_HEADERS, b"\r\n")
     return b"".join(head)

@@ -15,8 +15,8 @@ from twisted.logger import Logger
 from zope.interface import Interface, implementer
 
 from funcplane.deadline import Deadline
-from funcplane.edge.http1 import CHUNKED, FRAMING_SLACK, LENGTH, NO_BODY, UNTIL_CLOSE, UPGRADE
-from funcplane.edge.http1 import framing_excess
+from funcplane.edge.http1 import CHUNKED, FRAMING_SLACK, HOP_BY_HOP, LENGTH, NO_BODY, UNTIL_CLOSE
+from funcplane.edge.http1 import UPGRADE, framing_excess, without_named
 from funcplane.interfaces import IUpstreamPool
 
 # workerd closes idle keep-alive connections after 15 s; give ours up before that.
@@ -42,7 +42,9 @@ class IUpstreamHandler(Interface):
         """
         The final (non-1xx) status line and headers have arrived.
 
-        @param headers: a list of C{(name, value)} byte pairs, as the child sent them.
+        @param headers: a list of C{(name, value)} byte pairs: the child's end-to-end
+            headers, in its order (the hop-by-hop ones, and those its C{Connection} header
+            names, are left out).
         @param framing: how the body is delimited: L{NO_BODY}, L{LENGTH}, L{CHUNKED} or
             L{UNTIL_CLOSE}; or L{UPGRADE}, a C{101} to a request that asked to upgrade,
             after which the connection carries L{tunnel_data} until L{tunnel_closed}.
@@ -89,8 +91,16 @@ class _Response:
     Its head is counted as it arrives, in raw bytes (httptools holds a header value until
     it ends, and one that never ends would grow unseen), and exactly, header by header; a
     chunked body's framing and trailers, which httptools does not report, are counted as
-    what was fed and not delivered (L{funcplane.edge.http1.framing_excess}).
+    what was fed and not delivered (L{funcplane.edge.http1.framing_excess}). Each header's
+    name is looked at once, as it arrives: whether it frames the body, whether it goes no
+    further than this hop.
     """
+
+    __slots__ = (
+        ("_connection", "_handler", "_head_request", "_upgrade", "_head_limit", "_head_size")
+        + ("_head_bytes", "_delivered", "_chunks", "_framing", "_reason", "_headers")
+        + ("_length", "_coded", "_named", "_parser", "started", "framing", "done")
+    )
 
     def __init__(self, connection, handler, head_request, head_limit, upgrade=False):
         self._connection = connection
@@ -104,7 +114,11 @@ class _Response:
         self._chunks = 0
         self._framing = 0
         self._reason = b""
+        # The end-to-end headers; whether a Content-Length and a Transfer-Encoding came;
+        # the values of the Connection headers (or None).
         self._headers = []
+        self._length = self._coded = False
+        self._named = None
         self._parser = HttpResponseParser(self)
         self.started = False
         self.framing = None
@@ -115,7 +129,8 @@ class _Response:
         return self.framing is UPGRADE
 
     def feed(self, data):
-        self.started = self.started or bool(data)
+        if data:
+            self.started = True
         framing = self.framing
         if framing is None:
             self._head_bytes += len(data)
@@ -124,7 +139,7 @@ class _Response:
         try:
             self._parser.feed_data(data)
         except HttpParserUpgrade as e:
-            if not self.tunnel:
+            if self.framing is not UPGRADE:
                 raise HttpParserError("the child switched protocols unasked")
             rest = data[e.args[0] :]
             if rest:
@@ -145,40 +160,54 @@ class _Response:
 
     def on_status(self, reason):
         self._reason += reason
-        self._count(len(reason))
-
-    def on_header(self, name, value):
-        if self.framing is None:
-            self._headers.append((name, value))
-            self._count(len(name) + len(value) + 4)
-
-    def _count(self, size):
-        self._head_size += size
+        self._head_size += len(reason)
         if self._head_size > self._head_limit:
             raise ResponseHeadTooLarge(f"the response headers are over {self._head_limit} bytes")
 
+    def on_header(self, name, value):
+        if self.framing is not None:
+            # A trailer: dropped.
+            return
+        self._head_size += len(name) + len(value) + 4
+        if self._head_size > self._head_limit:
+            raise ResponseHeadTooLarge(f"the response headers are over {self._head_limit} bytes")
+        lower = name.lower()
+        if lower not in HOP_BY_HOP:
+            if lower == b"content-length":
+                self._length = True
+            self._headers.append((name, value))
+        elif lower == b"transfer-encoding":
+            self._coded = True
+        elif lower == b"connection":
+            self._named = [value] if self._named is None else self._named + [value]
+
     def on_headers_complete(self):
         status = self._parser.get_status_code()
+        headers = self._headers
+        if self._named is not None:
+            headers = without_named(headers, self._named)
         if status == 101:
             if not self._upgrade:
                 raise HttpParserError("the child switched protocols unasked")
             self.framing = UPGRADE
-            self._handler.response_head(status, self._reason, self._headers, UPGRADE)
+            self._handler.response_head(status, self._reason, headers, UPGRADE)
             return
         if status < 200:
             # An interim response (100 Continue, 103 Early Hints): wait for the final one.
             self._reason = b""
             self._headers = []
+            self._length = self._coded = False
+            self._named = None
             return
-        if self._head_request or status in (204, 304):
+        if self._head_request or status == 204 or status == 304:
             self.framing = NO_BODY
-        elif any(name.lower() == b"content-length" for name, _ in self._headers):
+        elif self._length:
             self.framing = LENGTH
-        elif any(name.lower() == b"transfer-encoding" for name, _ in self._headers):
+        elif self._coded:
             self.framing = CHUNKED
         else:
             self.framing = UNTIL_CLOSE
-        self._handler.response_head(status, self._reason, self._headers, self.framing)
+        self._handler.response_head(status, self._reason, headers, self.framing)
         if self.framing is NO_BODY and self._head_request and not self.done:
             # httptools cannot be told a response answers a HEAD; it is complete here.
             self._complete()
@@ -321,7 +350,7 @@ class UpstreamConnection(Protocol):
 
     def dataReceived(self, data):
         response = self._response
-        if response is not None and response.tunnel:
+        if response is not None and response.framing is UPGRADE:
             self._handler.tunnel_data(data)
             return
         if response is None or response.done:

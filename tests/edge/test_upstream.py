@@ -18,6 +18,7 @@ from funcplane.edge.upstream import (
     LENGTH,
     NO_BODY,
     UNTIL_CLOSE,
+    UPGRADE,
     IUpstreamHandler,
     UpstreamPool,
 )
@@ -93,7 +94,7 @@ class PoolTests(SynchronousTestCase):
     def test_body_pieces(self):
         """
         A chunked body reaches the handler piece by piece, de-chunked, after the head with its
-        headers as the child sent them, then its end.
+        end-to-end headers, then its end.
         """
         events = self.exchange(
             self.acquire(),
@@ -102,11 +103,39 @@ class PoolTests(SynchronousTestCase):
         self.assertEqual(
             events,
             [
-                ("head", 200, b"Fine", [(b"X-A", b"1"), (b"Transfer-Encoding", b"chunked")], CHUNKED),
+                ("head", 200, b"Fine", [(b"X-A", b"1")], CHUNKED),
                 ("body", b"ab"),
                 ("body", b"c"),
                 ("done",),
             ],
+        )
+
+    def test_hop_by_hop_left_out(self):
+        """
+        The handler gets the child's end-to-end headers in its order: the hop-by-hop ones
+        (in any case) and those its Connection header names are left out, while the framing
+        is still read from them.
+        """
+        events = self.exchange(
+            self.acquire(),
+            b"HTTP/1.1 200 OK\r\nX-A: 1\r\nconnection: keep-alive, X-Secret\r\nKEEP-ALIVE: 5\r\n"
+            b"X-Secret: s\r\nContent-Length: 2\r\nUpgrade: h2c\r\nX-B: 2\r\n\r\nok",
+        )
+        self.assertEqual(
+            events[0],
+            ("head", 200, b"OK", [(b"X-A", b"1"), (b"Content-Length", b"2"), (b"X-B", b"2")], LENGTH),
+        )
+        self.assertEqual(events[1:], [("body", b"ok"), ("done",)])
+        connection = self.acquire()
+        handler = Handler()
+        connection.send(handler, b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", upgrade=True)
+        connection.dataReceived(
+            b"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade, X-Hop\r\nX-Hop: h\r\n"
+            b"Upgrade: websocket\r\nSec-WebSocket-Accept: s\r\n\r\n"
+        )
+        self.assertEqual(
+            handler.events,
+            [("head", 101, b"Switching Protocols", [(b"Sec-WebSocket-Accept", b"s")], UPGRADE)],
         )
 
     def test_head_response_complete_at_headers(self):
