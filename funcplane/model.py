@@ -53,6 +53,25 @@ class Binding:
     value: str
 
 
+@frozen
+class Assets:
+    """
+    A version's static assets: which files it has, and how they are served.
+
+    @ivar manifest: C{(path, hash)} pairs, sorted by path: each path (beginning with C{/})
+        and the content hash its file is stored under (32 lower-case hex digits, checked
+        when the manifest is read; never used as given in a file path otherwise).
+    @ivar config: how they are served, as JSON text (C{html_handling},
+        C{not_found_handling}, C{run_worker_first}, the C{_headers} and C{_redirects}).
+    @ivar binding: the name of the C{env} binding through which the worker fetches them
+        (C{ASSETS}), or L{None}.
+    """
+
+    manifest: tuple
+    config: str = "{}"
+    binding: str | None = None
+
+
 def _sorted_bindings(bindings):
     return tuple(sorted(bindings, key=lambda b: b.name))
 
@@ -89,7 +108,11 @@ class Deployment:
         version does not set.  Secrets are kept unless a deploy says otherwise, as on
         Cloudflare.
     @ivar metadata: what the version records about itself: C{source} (C{api} or
-        C{wrangler}), C{message}, C{tag}, C{triggered_by}, the compatibility date asked for.
+        C{wrangler}), C{message}, C{tag}, C{triggered_by}.
+    @ivar compatibility_date: the workerd compatibility date the version runs with
+        (C{YYYY-MM-DD}), or L{None} for the operator's default.
+    @ivar compatibility_flags: the compatibility flags it runs with, checked.
+    @ivar assets: its L{Assets}, or L{None}.
     """
 
     function: str
@@ -102,6 +125,9 @@ class Deployment:
     inherit: tuple = ()
     keep_types: tuple = (SECRET_TEXT,)
     metadata: dict = field(factory=dict, eq=False)
+    compatibility_date: str | None = None
+    compatibility_flags: tuple = ()
+    assets: Assets | None = None
 
 
 @frozen
@@ -115,6 +141,9 @@ class VersionSpec:
     @ivar version: the version's name, for log events.
     @ivar modules: L{Module}s, the main one first.
     @ivar bindings: L{Binding}s.
+    @ivar compatibility_date: see L{Deployment.compatibility_date}.
+    @ivar compatibility_flags: see L{Deployment.compatibility_flags}.
+    @ivar assets: see L{Deployment.assets}.
     """
 
     id: str
@@ -123,6 +152,9 @@ class VersionSpec:
     format: str
     modules: tuple
     bindings: tuple = ()
+    compatibility_date: str | None = None
+    compatibility_flags: tuple = ()
+    assets: Assets | None = None
 
 
 @frozen

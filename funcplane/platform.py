@@ -205,6 +205,9 @@ class Platform:
             format=deployment.format,
             modules=deployment.modules,
             bindings=await self._bindings(deployment, newest),
+            compatibility_date=deployment.compatibility_date,
+            compatibility_flags=deployment.compatibility_flags,
+            assets=deployment.assets,
         )
         started = self._clock.seconds()
         try:
@@ -318,6 +321,9 @@ class Platform:
                 bindings=tuple(bindings.values()),
                 keep_types=(),
                 metadata=metadata,
+                compatibility_date=current.compatibility_date,
+                compatibility_flags=current.compatibility_flags,
+                assets=current.assets,
             )
             return await self._deploy(deployment, info)
 

@@ -184,6 +184,9 @@ def spec_for(deployment, version_id):
         format=deployment.format,
         modules=deployment.modules,
         bindings=deployment.bindings,
+        compatibility_date=deployment.compatibility_date,
+        compatibility_flags=deployment.compatibility_flags,
+        assets=deployment.assets,
     )
 
 

@@ -84,7 +84,7 @@ class RuntimeSettings:
     """
     The operator's settings that every version's config shares.
 
-    @ivar compatibility_date: workerd's compatibility date for every function.
+    @ivar compatibility_date: workerd's compatibility date for a version that asks for none.
     @ivar heap_limit_mb: V8's old-space limit per child, in megabytes.
     @ivar egress: the L{funcplane.runtime.egress.EgressPolicy}.
     """
@@ -128,7 +128,8 @@ class ConfigBuilder:
                     setattr(module, source.kind, source.content)
         else:
             worker.serviceWorkerScript = service_worker_script(spec.modules[0].content.decode("utf-8"))
-        worker.compatibilityDate = settings.compatibility_date
+        worker.compatibilityDate = spec.compatibility_date or settings.compatibility_date
+        worker.compatibilityFlags = list(spec.compatibility_flags)
         bindings = worker.init("bindings", len(spec.bindings))
         for binding, source in zip(bindings, spec.bindings):
             binding.name = source.name

@@ -9,6 +9,7 @@ import json
 from funcplane.errors import Conflict, NoSuchFunction, NoSuchVersion
 from funcplane.model import (
     SECRET_TEXT,
+    Assets,
     Binding,
     DeploymentInfo,
     FunctionInfo,
@@ -260,14 +261,15 @@ def version_spec(txn, version_id):
     The L{VersionSpec} of C{version_id}, secrets and all.
     """
     txn.execute(
-        "SELECT f.name, v.name, v.format, v.bindings FROM versions v"
+        "SELECT f.name, v.name, v.format, v.bindings, v.compatibility_date,"
+        " v.compatibility_flags, v.assets FROM versions v"
         " JOIN functions f ON f.id = v.function_id WHERE v.id = ?",
         (version_id,),
     )
     row = txn.fetchone()
     if row is None:
         raise NoSuchVersion(f"version {version_id} no longer exists")
-    function, version, fmt, stored = row
+    function, version, fmt, stored, date, flags, assets = row
     txn.execute(
         "SELECT name, kind, content FROM modules WHERE version_id = ? ORDER BY position",
         (version_id,),
@@ -280,6 +282,35 @@ def version_spec(txn, version_id):
         format=fmt,
         modules=modules,
         bindings=bindings(stored, reveal=True),
+        compatibility_date=date,
+        compatibility_flags=tuple(json.loads(flags)),
+        assets=assets_from_json(assets),
+    )
+
+
+def assets_to_json(assets):
+    """
+    The stored form of an L{Assets} (or L{None}).
+    """
+    if assets is None:
+        return None
+    return json.dumps(
+        {"manifest": [list(pair) for pair in assets.manifest], "config": assets.config,
+         "binding": assets.binding}
+    )
+
+
+def assets_from_json(text):
+    """
+    The L{Assets} stored as C{text} by L{assets_to_json} (or L{None}).
+    """
+    if text is None:
+        return None
+    stored = json.loads(text)
+    return Assets(
+        manifest=tuple(tuple(pair) for pair in stored["manifest"]),
+        config=stored["config"],
+        binding=stored["binding"],
     )
 
 
@@ -352,7 +383,8 @@ def insert_version(txn, function_id, spec, metadata, created_at):
     """
     txn.execute(
         "INSERT INTO versions (id, function_id, name, key, format, bindings, metadata,"
-        " created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, compatibility_date, compatibility_flags, assets)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             spec.id,
             function_id,
@@ -362,6 +394,9 @@ def insert_version(txn, function_id, spec, metadata, created_at):
             json.dumps([[b.name, b.type, b.value] for b in spec.bindings]),
             json.dumps(metadata),
             created_at,
+            spec.compatibility_date,
+            json.dumps(list(spec.compatibility_flags)),
+            assets_to_json(spec.assets),
         ),
     )
     txn.executemany(

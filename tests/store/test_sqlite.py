@@ -14,6 +14,7 @@ from funcplane.model import (
     PLAIN_TEXT,
     SCRIPT,
     SECRET_TEXT,
+    Assets,
     Binding,
     DeploymentInfo,
     FunctionRoutes,
@@ -88,6 +89,28 @@ class StoreTests(SynchronousTestCase):
             ),
         )
         self.failureResultOf(self.store.version_spec("nope"), NoSuchVersion)
+
+    def test_compatibility_and_assets(self):
+        """
+        A version's compatibility date and flags and its assets are kept as deployed; a
+        version that asked for none has none.
+        """
+        assets = Assets(((("/a.txt", "0" * 32), ("/index.html", "f" * 32))), '{"html_handling": "none"}', "ASSETS")
+        d = attrs.evolve(
+            deployment("hello", "v1"),
+            compatibility_date="2024-01-02",
+            compatibility_flags=("nodejs_compat",),
+            assets=assets,
+        )
+        self.successResultOf(self.store.publish(d, spec_for(d, "id-v1"), 1.0, "d-v1", None))
+        self.publish("v2")
+        spec = self.successResultOf(self.store.version_spec("id-v1"))
+        self.assertEqual(
+            (spec.compatibility_date, spec.compatibility_flags, spec.assets),
+            ("2024-01-02", ("nodejs_compat",), assets),
+        )
+        plain = self.successResultOf(self.store.version_spec("id-v2"))
+        self.assertEqual((plain.compatibility_date, plain.compatibility_flags, plain.assets), (None, (), None))
 
     def set_latest(self, version, function="hello"):
         return self.store.set_latest(function, version, 9.0, "d-latest", {"source": "api"})
@@ -443,7 +466,7 @@ class SQLiteFileTests(TestCase):
         first.close()
         self.assertEqual(stat.S_IMODE(os.stat(path).st_mode), 0o600)
         second = SQLiteStore(path, reactor)
-        self.assertEqual(await second.open(), 2)
+        self.assertEqual(await second.open(), len(migrations()))
         self.addCleanup(second.close)
         [routes] = await second.routes()
         self.assertEqual(routes, FunctionRoutes("hello", "id-1", {"v1": "id-1"}, {"test": "id-1"}))
