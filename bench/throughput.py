@@ -61,7 +61,8 @@ class DirectWorkerd:
             f.write(builder.build(VersionSpec("direct", "hello", "v1", MODULE, script_modules(CODE, MODULE))))
         self._process = subprocess.Popen(
             ["taskset", "-c", str(cpu), find_workerd(), "serve", "--binary", config,
-             "--socket-addr", f"http=127.0.0.1:{self.port}"],
+             "--socket-addr", f"http=127.0.0.1:{self.port}",
+             "--socket-addr", "events=unix:" + os.path.join(self._dir, "events.sock")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_for(self.port)

@@ -30,6 +30,13 @@ class InvalidEnvironment(InvalidRequest):
     """
 
 
+class InvalidCron(InvalidRequest):
+    """
+    A cron trigger's expression is not one Cloudflare takes, or one funcplane can compute
+    (L{funcplane.schedule.cron}).
+    """
+
+
 class NoSuchSecret(FuncplaneError):
     """
     The function's deployed version has no secret of that name.
@@ -120,3 +127,17 @@ class TooManyTails(FuncplaneError):
     """
     The function already has as many live tails as one function may have.
     """
+
+
+class NotSupported(FuncplaneError):
+    """
+    The request needs a Cloudflare feature funcplane does not have (KV, D1, R2, queues,
+    routes...); the message names it and says what to do instead.
+
+    @ivar cloudflare_code: the code C{/client/v4} answers with, when Cloudflare has one
+        of its own for this feature being unavailable; L{None} for the table's.
+    """
+
+    def __init__(self, message, cloudflare_code=None):
+        super().__init__(message)
+        self.cloudflare_code = cloudflare_code

@@ -346,3 +346,39 @@ class IUpstreamPool(Interface):
         """
         Close every idle connection; the Deferred fires when they are closed.
         """
+
+
+class ISchedules(Interface):
+    """
+    The functions' cron triggers, stored (L{funcplane.store.schedules}).  Every method
+    returns a Deferred and fails with L{funcplane.errors.NoSuchFunction} for a function
+    that does not exist (but L{claim}, which says so).
+    """
+
+    def schedules(function):
+        """
+        C{(stored name, schedules)}: the function's L{funcplane.model.Schedule}s in order.
+        """
+
+    def replace(function, crons, now):
+        """
+        Make the expressions C{crons} the function's schedules (those it keeps keep their
+        times); return C{(stored name, schedules)}.
+        """
+
+    def every():
+        """
+        C{(function name, schedule)} for every schedule.
+        """
+
+    def target(function):
+        """
+        The L{funcplane.model.Target} a scheduled event of the function runs on.
+        """
+
+    def claim(function, cron, tick):
+        """
+        Record that schedule C{cron} fires for scheduled time C{tick}, unless it already
+        has: C{("claimed", target)}, C{("fired", target)}, or C{("gone", None)} when the
+        function or the schedule is no more.
+        """

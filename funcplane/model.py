@@ -58,11 +58,14 @@ class Assets:
     """
     A version's static assets: which files it has, and how they are served.
 
-    @ivar manifest: C{(path, hash)} pairs, sorted by path: each path (beginning with C{/})
-        and the content hash its file is stored under (32 lower-case hex digits, checked
-        when the manifest is read; never used as given in a file path otherwise).
+    @ivar manifest: C{(path, hash, size, content type)} entries, sorted by path: each
+        path (beginning with C{/}), the content hash its file is stored under (32
+        lower-case hex digits, checked when the manifest is read; never used as given in a
+        file path otherwise), its size in bytes, and the Content-Type it is served with
+        (L{None}: none).
     @ivar config: how they are served, as JSON text (C{html_handling},
-        C{not_found_handling}, C{run_worker_first}, the C{_headers} and C{_redirects}).
+        C{not_found_handling}, C{run_worker_first}, C{has_user_worker}, and the text of
+        the C{_headers} and C{_redirects} files).
     @ivar binding: the name of the C{env} binding through which the worker fetches them
         (C{ASSETS}), or L{None}.
     """
@@ -113,6 +116,8 @@ class Deployment:
         (C{YYYY-MM-DD}), or L{None} for the operator's default.
     @ivar compatibility_flags: the compatibility flags it runs with, checked.
     @ivar assets: its L{Assets}, or L{None}.
+    @ivar keep_assets: whether it takes the newest version's assets instead (as
+        C{wrangler versions secret put} asks with C{keep_assets}).
     """
 
     function: str
@@ -128,6 +133,7 @@ class Deployment:
     compatibility_date: str | None = None
     compatibility_flags: tuple = ()
     assets: Assets | None = None
+    keep_assets: bool = False
 
 
 @frozen
@@ -165,6 +171,10 @@ class VersionInfo:
     @ivar bindings: its L{Binding}s, with every secret's value L{None}: nothing read for
         display carries a secret.
     @ivar metadata: see L{Deployment.metadata}.
+    @ivar compatibility_date: the date it runs with (L{None}: the operator's default).
+    @ivar compatibility_flags: the flags it runs with.
+    @ivar has_assets: whether it has static assets (their manifest is in its
+        L{VersionSpec}).
     """
 
     id: str
@@ -173,6 +183,9 @@ class VersionInfo:
     format: str = MODULE
     bindings: tuple = ()
     metadata: dict = field(factory=dict, eq=False)
+    compatibility_date: str | None = None
+    compatibility_flags: tuple = ()
+    has_assets: bool = False
 
 
 @frozen
@@ -229,3 +242,32 @@ class FunctionRoutes:
     versions: dict = field(factory=dict)
     aliases: dict = field(factory=dict)
     split: tuple = ()
+
+
+@frozen
+class Schedule:
+    """
+    One cron trigger of a function.
+
+    @ivar cron: its expression, as given (checked by L{funcplane.schedule.cron.parse_cron}).
+    @ivar created_at: when it was added (POSIX seconds).
+    @ivar modified_at: when it last changed.
+    @ivar last_fired: the last scheduled time it fired for, or L{None}.
+    """
+
+    cron: str
+    created_at: float
+    modified_at: float
+    last_fired: float | None = None
+
+
+@frozen
+class Target:
+    """
+    What a scheduled event of a function runs on: the version serving it (the largest
+    share of its deployment, its latest), or none.
+    """
+
+    function: str
+    version_id: str | None
+    version: str | None

@@ -67,6 +67,8 @@ class Platform:
     @param keep_versions: after a deploy, delete the function's versions beyond its newest
         C{keep_versions} that nothing uses (C{--keep-versions}); L{None} or 0: keep them
         all.
+    @param compatibility_date: the compatibility date a deploy that names none is given
+        (C{--compatibility-date}), or L{None} to leave it to the runtime.
     """
 
     log = Logger()
@@ -84,6 +86,7 @@ class Platform:
         tails=None,
         scale_to_zero=False,
         keep_versions=None,
+        compatibility_date=None,
     ):
         self._clock = clock
         self._store = store
@@ -96,6 +99,7 @@ class Platform:
         self._tails = tails
         self._scale_to_zero = scale_to_zero
         self._keep_versions = keep_versions
+        self._compatibility_date = compatibility_date
         self._locks = KeyedLocks()
 
     async def load_routes(self):
@@ -205,9 +209,14 @@ class Platform:
             format=deployment.format,
             modules=deployment.modules,
             bindings=await self._bindings(deployment, newest),
-            compatibility_date=deployment.compatibility_date,
+            # A deploy that names no date is pinned to today's default: a later change of
+            # the operator's default does not change how this version behaves.
+            compatibility_date=deployment.compatibility_date or self._compatibility_date,
             compatibility_flags=deployment.compatibility_flags,
-            assets=deployment.assets,
+            # wrangler versions secret put keeps the newest version's assets.
+            assets=(await self._store.version_spec(newest)).assets
+            if deployment.keep_assets and newest
+            else deployment.assets,
         )
         started = self._clock.seconds()
         try:

@@ -142,6 +142,13 @@ class RouteTable:
         if selector is None:
             if routes.split:
                 return self._pick(routes, header)
+            if routes.latest is None and routes.versions:
+                # Only uploaded (wrangler versions upload on a new worker): no deployment.
+                raise NotRouted(
+                    f"function {function} is not deployed: its versions answer at their own"
+                    f" hosts (VERSION.{function}.{self.domain}); deploy one with wrangler"
+                    f" versions deploy, or POST /api/rollback/{function}"
+                )
             if routes.latest is None:
                 raise NotRouted(f"function {function} has no versions")
             return routes.latest

@@ -19,6 +19,8 @@ from funcplane.admin.auth import TokenChecker, TokenSource
 from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.parse import Limits
 from funcplane.admin.site import AdminLimits, admin_site
+from funcplane.assets.sessions import AssetLimits, UploadSessions
+from funcplane.assets.store import DIRECTORY as ASSETS_DIRECTORY, AssetStore
 from funcplane.datadir import DataDirectory
 from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.edge.upstream import UpstreamPool
@@ -33,7 +35,11 @@ from funcplane.runtime.lifecycle import Lifecycle
 from funcplane.runtime.host import ChildRuntime, RuntimeChoices
 from funcplane.runtime.limits import ChildLimits
 from funcplane.runtime.supervisor import Supervisor
+from funcplane.runtime.delivery import EventsClient
 from funcplane.runtime.watchdog import SpinWatch
+from funcplane.schedule.runs import ScheduledRunner
+from funcplane.schedule.scheduler import Scheduler
+from funcplane.store.schedules import SQLiteSchedules
 from funcplane.store.sqlite import SQLiteStore
 
 
@@ -60,6 +66,8 @@ class Settings:
     proxy_limits: ProxyLimits = ProxyLimits()
     trusted_proxies: tuple = ()
     compatibility_date: str = "2026-11-01"
+    flags_allowed: frozenset | None = None
+    flags_denied: frozenset = frozenset()
     limits: Limits = Limits()
     admin_body_timeout: float = 120.0
     admin_auth_failures: int = 10
@@ -69,6 +77,7 @@ class Settings:
     log_bytes_per_version: int = 1024 * 1024
     log_bytes_total: int = 64 * 1024 * 1024
     fd_reserve: int = 256
+    asset_limits: AssetLimits = AssetLimits()
 
 
 class Collaborator(Service):
@@ -241,6 +250,8 @@ class FuncplaneService(OrderedMultiService):
         """
         settings, reactor = self.settings, self._reactor
         self.data_dir = DataDirectory(settings.data_dir)
+        self.assets = AssetStore(os.path.join(settings.data_dir, ASSETS_DIRECTORY), reactor)
+        self.uploads = UploadSessions(reactor, self.assets, settings.asset_limits)
         self.store = SQLiteStore(self.data_dir.database, reactor)
         self.routes = RouteTable(settings.domain)
         self.logbook = LogBook(
@@ -260,9 +271,12 @@ class FuncplaneService(OrderedMultiService):
                 startup_timeout=settings.startup_timeout,
                 egress_allow=settings.egress_allow,
                 compatibility_date=settings.compatibility_date,
+                flags_allowed=settings.flags_allowed,
+                flags_denied=settings.flags_denied,
                 child_limits=settings.child_limits,
                 heap_limit_mb=settings.child_heap_mb,
                 max_log_line_bytes=settings.max_log_line_bytes,
+                assets_dir=self.assets.path,
             ),
             logbook=self.logbook,
             open_files=raise_open_files_limit,
@@ -293,11 +307,24 @@ class FuncplaneService(OrderedMultiService):
             tails=self.tails,
             scale_to_zero=settings.scale_to_zero,
             keep_versions=settings.keep_versions,
+            compatibility_date=settings.compatibility_date,
         )
         self.pool = UpstreamPool(
             reactor, response_head_bytes=settings.proxy_limits.response_head_bytes
         )
 
+        self.scheduler = Scheduler(
+            reactor,
+            SQLiteSchedules(self.store),
+            ScheduledRunner(
+                reactor,
+                self.supervisor,
+                EventsClient(reactor).scheduled,
+                logbook=self.logbook,
+                tails=self.tails,
+            ),
+            logbook=self.logbook,
+        )
         admin = AdminAPI(
             self.platform,
             self.admin_token,
@@ -307,8 +334,15 @@ class FuncplaneService(OrderedMultiService):
             logbook=self.logbook,
             clock=reactor,
             cloudflare=CloudflareAPI(
-                self.platform, self.admin_token, settings.limits, reactor, self.tails
+                self.platform,
+                self.admin_token,
+                settings.limits,
+                reactor,
+                self.tails,
+                self.uploads,
+                schedules=self.scheduler,
             ),
+            schedules=self.scheduler,
         )
         proxy = ProxyFactory(
             self.routes,
@@ -327,6 +361,7 @@ class FuncplaneService(OrderedMultiService):
                     auth_failures=settings.admin_auth_failures,
                 ),
                 trusted_proxies=settings.trusted_proxies,
+                uploads=self.uploads,
             ),
             reactor,
             settings.proxy_limits,
@@ -342,6 +377,8 @@ class FuncplaneService(OrderedMultiService):
         #  - The data directory comes first: its lock keeps a second funcplane from killing
         #    our children, and the database, the token file and the sockets live in it.
         #  - The store is open before anything reads it: the token's hash, the routes.
+        #  - The asset store's directory exists before a child is handed it, and its
+        #    thread pool runs before an upload reaches it.
         #  - The runtime has asked the machine what it offers the children (setpriv, the
         #    host's addresses, the kernel limits) and killed an earlier funcplane's
         #    leftovers in its cgroups before the first child is spawned; it removes the
@@ -351,6 +388,10 @@ class FuncplaneService(OrderedMultiService):
         #  - The pool's connections to the children close before the children stop.
         #  - The routes are loaded before the listener serves them; the boot work they
         #    start is cancelled before the supervisor stops.
+        #  - The cron triggers' timers start once the store is open and the supervisor can
+        #    start children (a run wakes the version it runs on), after the routes, whose
+        #    boot starts the latest versions first; they stop, cancelling the runs in
+        #    flight, before the supervisor stops the children those runs use.
         #  - The tails end once nothing new reaches them.
         #  - The listener comes last: it serves only once every part behind it is ready,
         #    and is the first to stop, so no new request arrives while the rest goes down.
@@ -358,10 +399,12 @@ class FuncplaneService(OrderedMultiService):
             ("data-dir", self.data_dir),
             ("store", Collaborator(start=self.store.open, stop=self.store.close)),
             ("admin-token", self.admin_token),
+            ("assets", self.assets),
             ("runtime", self.runtime),
             ("supervisor", self.supervisor),
             ("upstream-pool", Collaborator(stop=self.pool.close)),
             ("routes", self.route_loader),
+            ("scheduler", self.scheduler),
             ("tails", Collaborator(stop=self.tails.close)),
             ("listener", self.listener),
         ]:

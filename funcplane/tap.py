@@ -15,6 +15,7 @@ from twisted.logger import Logger
 from twisted.python import usage
 
 from funcplane.admin.auth import TokenTooShort
+from funcplane.assets.sessions import AssetLimits
 from funcplane.datadir import RUN_DIR, DataDirInUse
 from funcplane.edge.listener import ProxyLimits
 from funcplane.ordered import StoppedWhileStarting
@@ -69,7 +70,9 @@ class Options(usage.Options):
         ["workerd", None, None, "The workerd binary (default: $FUNCPLANE_WORKERD, else the npm package in node_modules)."],
         ["startup-timeout", None, "5", "Seconds a new version may take to start before its deploy fails."],
         ["stop-grace", None, "10", "Seconds between SIGTERM and SIGKILL when stopping a child."],
-        ["compatibility-date", None, "2026-11-01", "workerd compatibility date for every function."],
+        ["compatibility-date", None, "2026-11-01", "The workerd compatibility date of a version deployed without one (each version keeps the date it was deployed with)."],
+        ["compatibility-flags-allowed", None, None, "Comma-separated compatibility flags versions may ask for, and no others (default: any flag workerd runs without --experimental)."],
+        ["compatibility-flags-denied", None, "", "Comma-separated compatibility flags versions may not ask for."],
         ["idle-timeout", None, "300", "Seconds without requests after which a version is suspended (its process stopped); its next request wakes it."],
         ["freeze-after", None, "30", "Seconds without requests after which a version that would later be suspended is frozen (SIGSTOP: it keeps its memory, uses no CPU, and its next request thaws it in about a millisecond); 0: never."],
         ["max-running", None, None, "The most workerd processes alive at once; the least recently used idle version is suspended to make room (default: no limit)."],
@@ -97,6 +100,8 @@ class Options(usage.Options):
         ["log-bytes-per-version", None, "1048576", "Bytes of output lines kept in memory for each version; past that its oldest lines go. At least --max-log-line-bytes."],
         ["log-bytes-total", None, "67108864", "Bytes of output lines kept in memory for all versions together; past that the oldest lines go. At least --log-bytes-per-version."],
         ["fd-reserve", None, "256", "File descriptors kept free for what already runs: with fewer free, no other version starts (503) until some close. At least 16."],
+        ["max-asset-file-bytes", None, "26214400", "Largest static asset file a version may have, in bytes (Cloudflare's limit: 25 MiB)."],
+        ["max-asset-files", None, "20000", "Most static asset files a version may have (Cloudflare's limit: 20,000)."],
     ]
     optFlags = [
         ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
@@ -143,6 +148,8 @@ class Options(usage.Options):
             ("log-bytes-per-version", 1, "bytes"),
             ("log-bytes-total", 1, "bytes"),
             ("fd-reserve", MIN_FD_RESERVE, "file descriptors (a spawn alone needs about 8)"),
+            ("max-asset-file-bytes", 1, "bytes"),
+            ("max-asset-files", 1, "files"),
         ]:
             if not str(self[name]).isdigit() or int(self[name]) < least:
                 raise usage.UsageError(f"--{name} must be a whole number of {unit}, at least {least}")
@@ -224,6 +231,16 @@ class Options(usage.Options):
             valid = False
         if not valid:
             raise usage.UsageError(f"--compatibility-date must be a date such as 2026-11-01, not {date!r}")
+        for name in ("compatibility-flags-allowed", "compatibility-flags-denied"):
+            if self[name] is not None:
+                flags = frozenset(flag.strip() for flag in self[name].split(",") if flag.strip())
+                bad = sorted(flag for flag in flags if not flag.replace("_", "a").isalnum() or flag != flag.lower())
+                if bad:
+                    raise usage.UsageError(
+                        f"--{name}: {bad[0]!r} is not a compatibility flag name (lower-case letters,"
+                        " digits and _, such as nodejs_compat)"
+                    )
+                self[name] = flags
         self["header-timeout"] = self._positive("header-timeout")
         self["keep-alive-timeout"] = self._positive("keep-alive-timeout")
         self["admin-body-timeout"] = self._positive("admin-body-timeout")
@@ -285,6 +302,8 @@ def settings_from(options):
         startup_timeout=options["startup-timeout"],
         stop_grace=options["stop-grace"],
         compatibility_date=options["compatibility-date"],
+        flags_allowed=options["compatibility-flags-allowed"],
+        flags_denied=options["compatibility-flags-denied"] or frozenset(),
         idle_timeout=options["idle-timeout"],
         freeze_after=options["freeze-after"] or None,
         scale_to_zero=bool(options["scale-to-zero"]),
@@ -315,6 +334,9 @@ def settings_from(options):
         log_bytes_per_version=options["log-bytes-per-version"],
         log_bytes_total=options["log-bytes-total"],
         fd_reserve=options["fd-reserve"],
+        asset_limits=AssetLimits(
+            max_file_bytes=options["max-asset-file-bytes"], max_files=options["max-asset-files"]
+        ),
         admin_body_timeout=options["admin-body-timeout"],
         admin_auth_failures=options["max-auth-failures"],
     )

@@ -25,6 +25,8 @@ FORBIDDEN = {
     "observe": ("funcplane.admin", "funcplane.edge", "klein", "werkzeug"),
     "runtime": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "klein", "werkzeug"),
     "store": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "funcplane.runtime", "klein"),
+    "assets": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "funcplane.runtime", "klein", "werkzeug"),
+    "schedule": ("funcplane.admin", "funcplane.edge", "klein", "werkzeug"),
 }
 _PROBE = (
     "import importlib, json, sys\n"
@@ -118,6 +120,20 @@ class ImportRuleTests(SynchronousTestCase):
         funcplane/store loads nothing of the edge, the admin side or the runtime.
         """
         self.check("store")
+
+    def test_schedule(self):
+        """
+        funcplane/schedule, which the admin side drives, loads neither the admin side nor
+        the edge, Klein or werkzeug.
+        """
+        self.check("schedule")
+
+    def test_assets(self):
+        """
+        funcplane/assets, which the admin side and the runtime use, loads neither of them,
+        nor the edge, the observers, Klein or werkzeug.
+        """
+        self.check("assets")
 
     def test_rules_bite(self):
         """

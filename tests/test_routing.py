@@ -72,6 +72,20 @@ class RouteTableTests(SynchronousTestCase):
         self.table.replace(FunctionRoutes("empty", latest=None))
         self.assertIn("no versions", str(self.assertRaises(NotRouted, self.table.resolve, b"empty.func.local")))
 
+    def test_not_deployed(self):
+        """
+        A function with versions but no deployment (only uploaded) is not routed at its own
+        host, with a message that says so and where its versions answer; they answer there.
+        """
+        self.table.replace(FunctionRoutes("fresh", latest=None, versions={"v1": "id1"}))
+        self.assertEqual(
+            str(self.assertRaises(NotRouted, self.table.resolve, b"fresh.func.local")),
+            "function fresh is not deployed: its versions answer at their own hosts"
+            " (VERSION.fresh.func.local); deploy one with wrangler versions deploy, or"
+            " POST /api/rollback/fresh",
+        )
+        self.assertEqual(self.table.resolve(b"v1.fresh.func.local"), "id1")
+
     def test_remove(self):
         """
         A removed function no longer resolves, whatever the case it is removed by.

@@ -187,10 +187,16 @@ class FakeMachine:
         self.asked.append(("limits", limits, data_dir))
         return self.detected
 
+    def newest_date(self, reactor, workerd, directory):
+        self.asked.append(("newest_date", workerd))
+        return succeed("2026-11-24")
+
 
 class ChildRuntimeTests(SynchronousTestCase):
     def setUp(self):
         self.reactor = FakeProcessReactor()
+        # 2026-12-01, UTC: versions' compatibility dates are checked against today.
+        self.reactor.advance(1796083200)
         self.machine = FakeMachine()
         self.run_dir = tempfile.mkdtemp(prefix="fp")
         self.addCleanup(shutil.rmtree, self.run_dir, True)
@@ -221,7 +227,15 @@ class ChildRuntimeTests(SynchronousTestCase):
             self.runtime.startService()
         self.assertEqual(
             self.machine.asked,
-            ["setpriv", "user", ("egress", ("10.1.0.0/16",)), ("limits", ChildLimits(), "/data"), "schema", "env"],
+            [
+                "setpriv",
+                "user",
+                ("egress", ("10.1.0.0/16",)),
+                ("limits", ChildLimits(), "/data"),
+                "schema",
+                "env",
+                ("newest_date", "/opt/workerd"),
+            ],
         )
         self.assertEqual(self.machine.detected.cleaned, 1)
         self.assertEqual(
@@ -231,6 +245,7 @@ class ChildRuntimeTests(SynchronousTestCase):
                 "killed 2 workerd processes an earlier funcplane left in its cgroups",
                 "each workerd child is limited to: memory 1024 MiB (fake); JS heap 128 MiB (V8)",
                 "CPU is not limited (fake)",
+                "versions may ask for compatibility dates up to 2026-11-24; the default is 2026-11-01",
             ],
         )
 
@@ -468,6 +483,6 @@ class LogRenderingTests(SynchronousTestCase):
             tap._could_not_start(Failure(KeyError(b"key")), FakeReactor(), lambda *args: None)
         self.flushLoggedErrors(ZeroDivisionError, KeyError)
         lines = [formatEvent(e) for e in events]
-        self.assertEqual(len(lines), 9, lines)
+        self.assertEqual(len(lines), 10, lines)
         for line in lines:
             self.assertNotRegex(line, r"\bb'|\bb\"| at 0x")

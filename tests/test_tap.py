@@ -186,6 +186,26 @@ class OptionsTests(SynchronousTestCase):
         for bad in ["2025-6-1", "2025-02-30", "2025-06-01\nexperimental", "", "20250601"]:
             self.assertRaises(UsageError, self.parse, "--compatibility-date", bad)
 
+    def test_compatibility_flags(self):
+        """
+        The allow and deny lists of compatibility flags are comma-separated flag names;
+        without them any flag is allowed and none denied; a name that is not a flag's is
+        refused.
+        """
+        default = tap.settings_from(self.parse())
+        self.assertEqual((default.flags_allowed, default.flags_denied), (None, frozenset()))
+        given = tap.settings_from(
+            self.parse("--compatibility-flags-allowed", "nodejs_compat, nodejs_als,",
+                       "--compatibility-flags-denied", "url_standard")
+        )
+        self.assertEqual(
+            (given.flags_allowed, given.flags_denied),
+            (frozenset({"nodejs_compat", "nodejs_als"}), frozenset({"url_standard"})),
+        )
+        for bad in ("NodeJS", "node-compat", "a b"):
+            e = self.assertRaises(UsageError, self.parse, "--compatibility-flags-allowed", bad)
+            self.assertIn("is not a compatibility flag name", str(e))
+
     def test_bad_values(self):
         """
         Non-positive timeouts, a non-numeric public port and an over-long data directory are
@@ -265,14 +285,14 @@ class TreeTests(SynchronousTestCase):
     def test_named_children_in_order(self):
         """
         The tree's children are named, in the order they start: the data directory, the
-        store, the admin token, the runtime, the supervisor, the upstream pool, the
-        routes, the tails and, last, the listener.
+        store, the admin token, the asset store, the runtime, the supervisor, the upstream
+        pool, the routes, the scheduler, the tails and, last, the listener.
         """
         service = self.build()
         self.assertEqual(
             [child.name for child in service],
-            ["data-dir", "store", "admin-token", "runtime", "supervisor",
-             "upstream-pool", "routes", "tails", "listener"],
+            ["data-dir", "store", "admin-token", "assets", "runtime", "supervisor",
+             "upstream-pool", "routes", "scheduler", "tails", "listener"],
         )
         self.assertIs(service.getServiceNamed("supervisor"), service.supervisor)
         self.assertIs(service.getServiceNamed("listener"), service.listener)
@@ -296,7 +316,7 @@ class TreeTests(SynchronousTestCase):
         service = self.build()
         self.assertIsInstance(service, FuncplaneService)
         self.assertFalse(service.running)
-        self.assertEqual([child.running for child in service], [0] * 9)
+        self.assertEqual([child.running for child in service], [0] * 11)
         self.assertEqual((self.reactor.tcpServers, self.reactor.unixServers), ([], []))
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertFalse(os.path.exists(self.data_dir))

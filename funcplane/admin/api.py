@@ -14,6 +14,7 @@ from twisted.internet.task import LoopingCall
 from funcplane import errors
 from funcplane.admin.errors import add_admin_error_handling
 from funcplane.admin.follow import LogFollower
+from funcplane.admin.schedules import parse_crons, run_json, schedule_json
 from funcplane.admin.parse import (
     ALIAS_FIELDS,
     ROLLBACK_FIELDS,
@@ -63,6 +64,7 @@ class AdminAPI:
         reading a script's format a slice at a time (without it, at once).
     @param cloudflare: the L{funcplane.admin.cloudflare.api.CloudflareAPI} served under
         C{/client/v4}, or L{None} to serve none.
+    @param schedules: the L{funcplane.schedule.scheduler.Scheduler} of cron triggers, or L{None}.
     """
 
     app = Klein()
@@ -78,6 +80,7 @@ class AdminAPI:
         logbook=None,
         clock=None,
         cloudflare=None,
+        schedules=None,
     ):
         self._platform = platform
         self._checker = checker
@@ -87,6 +90,7 @@ class AdminAPI:
         self._logbook = logbook
         self._clock = clock
         self._cloudflare = cloudflare
+        self._schedules = schedules
 
     def resource(self):
         return self.app.resource()
@@ -127,6 +131,7 @@ class AdminAPI:
         body = self._body(request)
         detected = await self._detect_format(body)
         deployment = parse_deployment(name, body, self._limits, detected)
+        crons = parse_crons(body["crons"]) if body.get("crons") is not None else None
         try:
             version = (await self._platform.deploy(deployment)).version
         except errors.StartFailed as e:
@@ -134,17 +139,24 @@ class AdminAPI:
                 raise
             raise errors.StartFailed(f"{e}\n{_format_hint(detected)}", e.reason) from e
         host = self._host(deployment.function, version)
-        return _json(
-            request,
-            {
-                "status": "success",
-                "funcName": deployment.function,
-                "version": version,
-                "alias": deployment.alias or "",
-                "subdomain": host,
-                "accessUrl": self._url(host),
-            },
-        )
+        answer = {
+            "status": "success",
+            "funcName": deployment.function,
+            "version": version,
+            "alias": deployment.alias or "",
+            "subdomain": host,
+            "accessUrl": self._url(host),
+        }
+        if crons is not None:
+            # The function's, not the version's: they stay as they are unless given.
+            _, stored = await self._scheduler().put(deployment.function, crons)
+            answer["schedules"] = [schedule_json(s) for s in stored]
+        return _json(request, answer)
+
+    def _scheduler(self):
+        if self._schedules is None:
+            raise errors.FuncplaneError("this funcplane runs no cron triggers")
+        return self._schedules
 
     async def _detect_format(self, body):
         """
@@ -212,6 +224,8 @@ class AdminAPI:
                     if v.runtime.last_request is not None
                     else None,
                     "restarts": v.runtime.restarts,
+                    "compatibilityDate": v.info.compatibility_date,
+                    "compatibilityFlags": list(v.info.compatibility_flags),
                     "url": self._url(self._host(info.name, v.info.name)),
                 }
                 for v in state.versions
@@ -226,17 +240,38 @@ class AdminAPI:
     @admin
     async def list_functions(self, request):
         states = await self._platform.functions()
-        return _json(
-            request,
-            {"status": "success", "functions": [self._function_json(s) for s in states]},
-        )
+        found = []
+        if self._schedules is not None:
+            found = await self._schedules.every()
+        functions = []
+        for state in states:
+            shown = self._function_json(state)
+            shown["schedules"] = [schedule_json(s) for f, s in found if f == state.info.name]
+            functions.append(shown)
+        return _json(request, {"status": "success", "functions": functions})
 
     @app.route("/api/functions/<name>", methods=["GET"])
     @admin
     async def show_function(self, request, name):
         check_label("function", name)
         state = await self._platform.function(name)
-        return _json(request, {"status": "success", "function": self._function_json(state)})
+        shown = self._function_json(state)
+        if self._schedules is not None:
+            shown["schedules"] = [schedule_json(s) for s in (await self._schedules.schedules(name))[1]]
+        return _json(request, {"status": "success", "function": shown})
+
+    @app.route("/api/functions/<name>/scheduled", methods=["POST"])
+    @admin
+    async def run_scheduled(self, request, name):
+        """
+        Run the function's scheduled handler once, now, on the version serving it, for
+        C{?cron=} (by default its first cron trigger); answer with the outcome.
+        """
+        check_label("function", name)
+        given = request.args.get(b"cron", [None])[0]
+        cron = given.decode("utf-8", "replace") if given is not None else None
+        result, lines = await self._scheduler().run_now(name, cron)
+        return _json(request, run_json(result, lines))
 
     @app.route("/api/functions/<name>", methods=["DELETE"])
     @admin

@@ -22,6 +22,7 @@ ADMIN_ERRORS = {
     errors.InvalidRequest: (400, "invalid_request"),
     errors.InvalidName: (400, "invalid_name"),
     errors.InvalidEnvironment: (400, "invalid_env"),
+    errors.InvalidCron: (400, "invalid_cron"),
     errors.InvalidBinding: (400, "invalid_binding"),
     errors.Unauthorized: (401, "unauthorized"),
     errors.NoSuchFunction: (404, "function_not_found"),
@@ -37,12 +38,16 @@ ADMIN_ERRORS = {
     # Tails are made and ended only through /client/v4: here they would be a bug.
     errors.NoSuchTail: (500, "internal_error"),
     errors.TooManyTails: (500, "internal_error"),
+    # Only /client/v4 asks for Cloudflare features funcplane lacks.
+    errors.NotSupported: (403, "not_supported"),
     errors.FuncplaneError: (500, "internal_error"),
 }
 CLOUDFLARE_ERRORS = {
     errors.InvalidRequest: (400, 10021),
     errors.InvalidName: (400, 10021),
     errors.InvalidEnvironment: (400, 10021),
+    # Cloudflare's "invalid cron string".
+    errors.InvalidCron: (400, 10100),
     errors.InvalidBinding: (400, 10057),
     errors.Unauthorized: (401, 10000),
     errors.NoSuchFunction: (404, 10007),
@@ -57,6 +62,9 @@ CLOUDFLARE_ERRORS = {
     errors.AtCapacity: (503, 10013),
     errors.NoSuchTail: (404, 10007),
     errors.TooManyTails: (429, 10429),
+    # Cloudflare's "not entitled" (the account lacks the feature), unless the error
+    # carries Cloudflare's own code for its feature (NotSupported.cloudflare_code).
+    errors.NotSupported: (403, 10015),
     errors.FuncplaneError: (503, 10013),
 }
 # /api only: the code of a version that did not start says why (StartFailed.reason).
@@ -105,6 +113,7 @@ def cloudflare_error(error):
     The status and envelope C{/client/v4} answers for domain error C{error}.
     """
     status, code = row(CLOUDFLARE_ERRORS, error)
+    code = getattr(error, "cloudflare_code", None) or code
     return status, envelope(None, False, [{"code": code, "message": str(error)}])
 
 

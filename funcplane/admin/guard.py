@@ -25,6 +25,8 @@ from funcplane.admin.errors import api_error, site_error
 from funcplane.errors import Unauthorized
 
 _PUBLIC = re.compile(rb"(?:/health|/client/v4/tails/[0-9a-f]{32})\Z")
+# Asset bucket uploads carry an upload session's token, not the admin token.
+_ASSET_UPLOAD = re.compile(rb"/client/v4/accounts/[A-Za-z0-9-]{1,64}/workers/assets/upload\Z")
 MISDIRECTED = b"function hosts are served on connections of their own; reconnect\n"
 
 
@@ -38,13 +40,17 @@ class AdminGuard:
     @param throttle: a L{funcplane.admin.throttle.FailureThrottle}.
     @param trusted_proxies: networks (CIDR text) of load balancers whose
         C{X-Forwarded-For} names the client.
+    @param uploads: has C{check(request)}, which raises L{Unauthorized} without an asset
+        upload session's token, and C{limits.upload_body_bytes}, the largest body of such
+        an upload (L{funcplane.assets.sessions.UploadSessions}); or L{None}.
     """
 
     log = Logger()
 
-    def __init__(self, routes, checker, throttle, trusted_proxies=()):
+    def __init__(self, routes, checker, throttle, trusted_proxies=(), uploads=None):
         self._routes = routes
         self._checker = checker
+        self._uploads = uploads
         self._throttle = throttle
         self._trusted = tuple(ipaddress.ip_network(n, strict=False) for n in trusted_proxies)
 
@@ -71,11 +77,24 @@ class AdminGuard:
                 f"too many failed authentications from your address; try again in {wait} s",
             )
             return _json(status, document, [(b"Retry-After", b"%d" % wait)])
+        checker = self._checker
+        if self._uploads is not None and method == b"POST" and _ASSET_UPLOAD.match(path):
+            checker = self._uploads
         try:
-            self._checker.check(request)
+            checker.check(request)
         except Unauthorized as e:
             return self._failed(client, path, e)
         return None
+
+    def body_limit(self, method, target, default):
+        """
+        The largest body the request C{method} C{target} may have: C{default}, or an asset
+        upload's (one bucket of files, base64-encoded).
+        """
+        path = target.split(b"?", 1)[0]
+        if self._uploads is not None and method == b"POST" and _ASSET_UPLOAD.match(path):
+            return max(default, self._uploads.limits.upload_body_bytes)
+        return default
 
     def _failed(self, client, path, error):
         shown = path.decode("ascii", "backslashreplace")[:200]

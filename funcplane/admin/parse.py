@@ -14,7 +14,8 @@ from funcplane.model import FORMATS, Deployment, script_modules, text_bindings
 from funcplane.names import check_env_name, check_label
 
 # The fields each body of C{/api} may have.
-DEPLOY_FIELDS = ("runtime", "code", "version", "alias", "format", "env_vars")
+DEPLOY_FIELDS = ("runtime", "code", "version", "alias", "format", "env_vars", "compatibility_date", "compatibility_flags",
+                 "crons")
 ROLLBACK_FIELDS = ("version", "alias")
 ALIAS_FIELDS = ("version",)
 # JSON nested deeper than this is refused (Python's own parser would give up near 1,000).
@@ -183,6 +184,7 @@ def parse_deployment(function, body, limits, detected=None):
         fmt = detected or detect_format(code)
     elif fmt not in FORMATS:
         raise InvalidRequest(f"'format' must be \"module\" or \"service-worker\", not {fmt[:40]!r}")
+    date, flags = compatibility_fields(body)
     return Deployment(
         function=function,
         format=fmt,
@@ -191,4 +193,23 @@ def parse_deployment(function, body, limits, detected=None):
         version=version,
         alias=alias,
         metadata={"source": "api"},
+        compatibility_date=date,
+        compatibility_flags=flags,
     )
+
+
+def compatibility_fields(body):
+    """
+    The C{compatibility_date} (or L{None}) and C{compatibility_flags} of a deploy body or an
+    upload's metadata, as given; the runtime checks what they ask for
+    (L{funcplane.runtime.compatibility}).
+    """
+    date = body.get("compatibility_date")
+    if date is not None and not isinstance(date, str):
+        raise InvalidRequest("'compatibility_date' must be a date such as \"2026-11-01\"")
+    flags = body.get("compatibility_flags")
+    if flags is None:
+        flags = []
+    if not isinstance(flags, list) or not all(isinstance(flag, str) for flag in flags):
+        raise InvalidRequest("'compatibility_flags' must be a list of flag names, such as [\"nodejs_compat\"]")
+    return date or None, tuple(flags)

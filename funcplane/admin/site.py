@@ -55,7 +55,8 @@ class AdminRequest(Request):
     """
     A request to the admin API, judged when its headers are in: one the site's guard
     refuses (no token, a function host) is answered before any byte of its body is read.
-    Its body may not exceed the site's C{max_body_bytes}: a larger one is refused as soon
+    Its body may not exceed the site's C{max_body_bytes} (or, for an asset upload, the
+    guard's L{AdminGuard.body_limit}): a larger one is refused as soon
     as that is known (from its Content-Length, or as a chunked body passes the limit),
     before it is read any further, with what the admin API answers for
     L{RequestTooLarge} (413).  A refused request's connection closes.  The routes rely on
@@ -64,22 +65,25 @@ class AdminRequest(Request):
 
     _refused = False
     _received = 0
+    _limit = None
 
     def gotLength(self, length):
         site = self.channel.site
         # The request line, which twisted.web keeps on the channel until the body is in.
-        refusal = site.guard.refusal(self, self.channel._command, self.channel._path)
+        command, path = self.channel._command, self.channel._path
+        refusal = site.guard.refusal(self, command, path)
+        self._limit = site.guard.body_limit(command, path, site.max_body_bytes)
         if refusal is not None:
             self._deny(*refusal)
-        elif length is not None and length > site.max_body_bytes:
-            self._refuse(site.max_body_bytes)
+        elif length is not None and length > self._limit:
+            self._refuse(self._limit)
         super().gotLength(0 if self._refused else length)
 
     def handleContentChunk(self, data):
         if self._refused:
             return
         self._received += len(data)
-        limit = self.channel.site.max_body_bytes
+        limit = self._limit if self._limit is not None else self.channel.site.max_body_bytes
         if self._received > limit:
             self._refuse(limit)
             return
@@ -239,7 +243,7 @@ class AdminSite(Site):
         self.displayTracebacks = False
 
 
-def admin_site(routes, admin, checker, clock, limits=AdminLimits(), trusted_proxies=()):
+def admin_site(routes, admin, checker, clock, limits=AdminLimits(), trusted_proxies=(), uploads=None):
     """
     The Site serving C{admin} (a resource) for every host but the functions'.
 
@@ -250,7 +254,8 @@ def admin_site(routes, admin, checker, clock, limits=AdminLimits(), trusted_prox
     @param limits: the L{AdminLimits}.
     @param trusted_proxies: networks (CIDR text) of load balancers whose
         C{X-Forwarded-For} names the client whose failures are counted.
+    @param uploads: checks asset uploads' session tokens (see L{AdminGuard}), or L{None}.
     """
     throttle = FailureThrottle(clock, limits.auth_failures)
-    guard = AdminGuard(routes, checker, throttle, trusted_proxies)
+    guard = AdminGuard(routes, checker, throttle, trusted_proxies, uploads)
     return AdminSite(admin, guard, clock, limits)

@@ -31,6 +31,7 @@ from zope.interface import implementer
 
 from funcplane import errors
 from funcplane.interfaces import ITailSink
+from funcplane.observe.scheduled import ScheduledRun, scheduled_admitted, scheduled_event_json
 from funcplane.observe.trace import TailFilter, event_json, overload_notice, threw
 from funcplane.routing import canonical_host, split_host
 
@@ -248,6 +249,14 @@ class Tails:
         if self._flush_call is None:
             self._flush_call = self._clock.callLater(SETTLE_SECONDS, self._flush)
 
+    def scheduled_done(self, run):
+        """
+        A scheduled run of a watched function ended (a
+        L{funcplane.observe.scheduled.ScheduledRun}): its event goes out once its lines are
+        in, which are claimed as a request's are.
+        """
+        self.request_done(run)
+
     def _flush(self):
         self._flush_call = None
         now = self._clock.seconds()
@@ -300,11 +309,14 @@ class Tails:
             outcome = "exception"
         texts = [e.message for e in lines]
         text = None
+        scheduled = isinstance(traced, ScheduledRun)
+        admits = scheduled_admitted if scheduled else TailFilter.admits
         for tail in list(tails):
-            if not tail.filter.admits(traced, outcome, texts, self._random):
+            if not admits(tail.filter, traced, outcome, texts, self._random):
                 continue
             if text is None:
-                text = json.dumps(event_json(traced, outcome, lines, truncated))
+                render = scheduled_event_json if scheduled else event_json
+                text = json.dumps(render(traced, outcome, lines, truncated))
             self._send(tail, text)
 
     def _send(self, tail, text):

@@ -157,6 +157,20 @@ def threw(lines):
     return any(e.kind == EXCEPTION for e in lines)
 
 
+def lines_json(lines):
+    """
+    C{(exceptions, logs)} of a trace event carrying C{lines}: uncaught exceptions apart,
+    everything else (C{console.error} included) at its own level.
+    """
+    exceptions = [_exception(e) for e in lines if e.kind == EXCEPTION]
+    logs = [
+        {"message": [e.message], "level": _LEVELS.get(e.level, e.level), "timestamp": _ms(e.time)}
+        for e in lines
+        if e.kind != EXCEPTION
+    ]
+    return exceptions, logs
+
+
 def event_json(traced, outcome, lines, truncated):
     """
     The trace event (as Cloudflare's tail sends) of C{traced}, whose version printed C{lines}
@@ -173,16 +187,13 @@ def event_json(traced, outcome, lines, truncated):
     event = {"request": {"url": url, "method": traced.method.decode("latin-1"), "headers": headers, "cf": {}}}
     if traced.status is not None:
         event["response"] = {"status": traced.status}
+    exceptions, logs = lines_json(lines)
     return {
         "outcome": outcome,
         "scriptName": traced.function,
         "scriptVersion": {"id": cf_id(traced.version_id)},
-        "exceptions": [_exception(e) for e in lines if e.kind == EXCEPTION],
-        "logs": [
-            {"message": [e.message], "level": _LEVELS.get(e.level, e.level), "timestamp": _ms(e.time)}
-            for e in lines
-            if e.kind != EXCEPTION
-        ],
+        "exceptions": exceptions,
+        "logs": logs,
         "eventTimestamp": _ms(traced.started),
         "event": event,
         "diagnosticsChannelEvents": [],

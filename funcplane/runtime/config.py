@@ -16,6 +16,7 @@ import attrs
 import capnp
 
 from funcplane.model import JSON, MODULE, TEXT_KINDS
+from funcplane.runtime import assets, events
 
 capnp.remove_import_hook()
 
@@ -56,17 +57,19 @@ _WORKER_EPILOGUE = (
 def service_worker_script(source):
     """
     The script workerd runs for a service-worker version of C{source}: the same, with a
-    check that it registers a fetch listener.
+    check that it registers a fetch listener, and the listener that takes scheduled events
+    from the events socket (L{funcplane.runtime.events}).
     """
-    return _WORKER_PROLOGUE + source + _WORKER_EPILOGUE
+    return events.WORKER_PROLOGUE + _WORKER_PROLOGUE + source + _WORKER_EPILOGUE
 
 
 def entry_module(main_name):
     """
     The source of L{ENTRY_MODULE} for a version whose main module is C{main_name}.  The
-    name reaches the source only as a JSON string literal (valid JavaScript).
+    name reaches the source only as a JSON string literal (valid JavaScript).  It also
+    exports the entrypoint the events socket names (L{funcplane.runtime.events}).
     """
-    return _ENTRY_SOURCE.format(main=json.dumps("./" + main_name))
+    return _ENTRY_SOURCE.format(main=json.dumps("./" + main_name)) + events.ENTRY_SOURCE
 MAIN_SERVICE = "main"
 EGRESS_SERVICE = "internet"
 
@@ -110,7 +113,7 @@ class ConfigBuilder:
         """
         settings = self._settings
         config = self._schema.Config.new_message()
-        main, internet = config.init("services", 2)
+        main, internet, *asset_services = config.init("services", 2 + assets.service_count(spec))
 
         main.name = MAIN_SERVICE
         worker = main.init("worker")
@@ -130,13 +133,15 @@ class ConfigBuilder:
             worker.serviceWorkerScript = service_worker_script(spec.modules[0].content.decode("utf-8"))
         worker.compatibilityDate = spec.compatibility_date or settings.compatibility_date
         worker.compatibilityFlags = list(spec.compatibility_flags)
-        bindings = worker.init("bindings", len(spec.bindings))
+        bindings = worker.init("bindings", len(spec.bindings) + assets.binding_count(spec))
         for binding, source in zip(bindings, spec.bindings):
             binding.name = source.name
             if source.type == JSON:
                 binding.json = source.value
             else:
                 binding.text = source.value
+        if assets.binding_count(spec):
+            assets.fill_binding(bindings[len(spec.bindings)], spec)
         worker.globalOutbound.name = EGRESS_SERVICE
 
         internet.name = EGRESS_SERVICE
@@ -144,11 +149,17 @@ class ConfigBuilder:
         network.allow = settings.egress.allow_list()
         network.deny = settings.egress.deny_list()
         network.init("tlsOptions").trustBrowserCas = True
+        if asset_services:
+            assets.fill_services(
+                *asset_services, spec, MAIN_SERVICE, EGRESS_SERVICE, settings.compatibility_date
+            )
 
-        socket = config.init("sockets", 1)[0]
+        socket, *events_socket = config.init("sockets", 1 + events.takes_events(spec))
         socket.name = SOCKET_NAME
-        socket.init("http")
-        socket.service.name = MAIN_SERVICE
+        http = socket.init("http")
+        socket.service.name = assets.entry_service(spec, MAIN_SERVICE)
+        if events_socket:
+            _events_socket(events_socket[0], spec, http)
 
         config.v8Flags = [f"--max-old-space-size={settings.heap_limit_mb}"]
         # One JSON object a line: console output and errors are read back unambiguously.
@@ -161,3 +172,22 @@ class ConfigBuilder:
         """
         with self._schema.Config.from_bytes(blob) as message:
             return message.to_dict()
+
+
+def _events_socket(socket, spec, public):
+    """
+    Make C{socket} the version's events socket (L{funcplane.runtime.events}): it marks each
+    request with the events header and goes to the entry module's events entrypoint (an
+    ES-module version) or to the script (a service worker, whose C{public} socket options
+    then remove that header from every client request).
+    """
+    socket.name = events.SOCKET_NAME
+    header = socket.init("http").init("injectRequestHeaders", 1)[0]
+    header.name = events.HEADER
+    header.value = events.HEADER_VALUE
+    socket.service.name = MAIN_SERVICE
+    if spec.format == MODULE:
+        socket.service.entrypoint = events.ENTRYPOINT
+    else:
+        # A null value: workerd removes the header from the requests it takes there.
+        public.init("injectRequestHeaders", 1)[0].name = events.HEADER

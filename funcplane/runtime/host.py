@@ -15,10 +15,12 @@ import resource
 
 import attrs
 from twisted.application.service import Service
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from zope.interface import implementer
 
 from funcplane.interfaces import IRuntimeLauncher
+from funcplane.runtime.compatibility import Compatibility, is_date, newest_date, utc_date
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings, load_schema
 from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES
 from funcplane.runtime.egress import EgressPolicy
@@ -37,6 +39,12 @@ class RuntimeChoices:
     @ivar egress_allow: networks (CIDR text) functions may reach besides public ones.
     @ivar heap_limit_mb: V8's old-space limit per child, in MiB.
     @ivar max_log_line_bytes: the longest line of a child's output that is kept.
+    @ivar compatibility_date: the date of a version that was deployed without one (every
+        version since compatibility dates were kept has its own).
+    @ivar flags_allowed: the only compatibility flags versions may ask for (L{None}: any).
+    @ivar flags_denied: compatibility flags versions may not ask for.
+    @ivar assets_dir: the asset store's directory (children with assets read it), or
+        L{None}.
     """
 
     workerd: str
@@ -48,6 +56,9 @@ class RuntimeChoices:
     child_limits: ChildLimits = ChildLimits()
     heap_limit_mb: int = 128
     max_log_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    flags_allowed: frozenset | None = None
+    flags_denied: frozenset = frozenset()
+    assets_dir: str | None = None
 
 
 class Machine:
@@ -61,6 +72,7 @@ class Machine:
     egress = staticmethod(EgressPolicy.for_host)
     schema = staticmethod(load_schema)
     limits = staticmethod(detect)
+    newest_date = staticmethod(newest_date)
 
 
 # Below this many open files (about 3 a version), a few hundred versions exhaust them.
@@ -82,6 +94,7 @@ class ChildRuntime(Service):
         C{(before, after, error)} (see
         L{funcplane.runtime.descriptors.raise_open_files_limit}); L{None} leaves it alone.
     @ivar confiner: the L{funcplane.runtime.limits.IChildLimits} in force, once started.
+    @ivar compatibility: the L{Compatibility} versions are checked against, once started.
     """
 
     log = Logger()
@@ -97,6 +110,7 @@ class ChildRuntime(Service):
         self._machine = machine
         self._launcher = None
         self.confiner = None
+        self.compatibility = None
 
     def startService(self):
         super().startService()
@@ -145,6 +159,24 @@ class ChildRuntime(Service):
             env=machine.env(),
             in_thread=self._in_thread,
             max_line_bytes=choices.max_log_line_bytes,
+            assets_dir=choices.assets_dir,
+        )
+        return Deferred.fromCoroutine(self._ask_compatibility())
+
+    async def _ask_compatibility(self):
+        choices = self._choices
+        newest = await self._machine.newest_date(self._reactor, choices.workerd, choices.run_dir)
+        default = choices.compatibility_date
+        if not is_date(default) or default > newest:
+            raise ValueError(
+                f"--compatibility-date {default} is after {newest}, the newest date {choices.workerd}"
+                " supports: choose an earlier one"
+            )
+        self.compatibility = Compatibility(newest, choices.flags_allowed, choices.flags_denied)
+        self.log.info(
+            "versions may ask for compatibility dates up to {newest}; the default is {default}",
+            newest=newest,
+            default=default,
         )
 
     def _raise_open_files(self):
@@ -170,8 +202,14 @@ class ChildRuntime(Service):
             )
 
     def launch(self, spec):
-        if self._launcher is None:
+        if self._launcher is None or self.compatibility is None:
             raise RuntimeError("the runtime has not started: no child can be launched yet")
+        # Before anything is spawned: a date or flag this runtime cannot honour.
+        self.compatibility.check(
+            spec.compatibility_date or self._choices.compatibility_date,
+            spec.compatibility_flags,
+            utc_date(self._reactor.seconds()),
+        )
         return self._launcher.launch(spec)
 
     def stopService(self):

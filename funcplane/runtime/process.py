@@ -4,7 +4,8 @@ L{funcplane.runtime.protocol}).
 
 The child gets its config as a binary message on a memfd (so code and env values never touch
 the disk), a listening unix socket made by funcplane in a 0700 directory (C{--socket-fd}),
-and a pipe on which it announces readiness (C{--control-fd}).  Its environment is empty.
+beside it a second one for events that are not requests (L{funcplane.runtime.events}), and
+a pipe on which it announces readiness (C{--control-fd}).  Its environment is empty.
 """
 
 import os
@@ -21,6 +22,8 @@ from zope.interface import implementer
 
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
+from funcplane.runtime.assets import ASSETS_FD
+from funcplane.runtime import events
 from funcplane.runtime.config import SOCKET_NAME
 from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES
 from funcplane.runtime.protocol import CONTROL_FD, WorkerdProtocol, _Observers
@@ -91,11 +94,12 @@ class Child:
 
     def _remove_socket(self, _):
         # workerd never removes its socket; this runs before anyone can start the version
-        # again, so the path is still this child's.
-        try:
-            os.unlink(self.socket_path)
-        except FileNotFoundError:
-            pass
+        # again, so the path is still this child's.  Its events socket goes with it.
+        for path in (self.socket_path, events.events_socket_path(self.socket_path)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
 
     def _release(self, _):
         # Runs before the supervisor hears of the exit, so that its report and the logs
@@ -218,6 +222,8 @@ class WorkerdLauncher:
         to its working directory (so that Twisted can use C{posix_spawn}), or L{None}.
     @param in_thread: C{in_thread(f, *args)} runs C{f} off the reactor thread and returns
         a Deferred of its result (by default in the reactor's thread pool).
+    @param assets_dir: the asset store's directory, of which a child whose version has
+        assets gets a descriptor (L{funcplane.runtime.assets.ASSETS_FD}), or L{None}.
     @param max_line_bytes: the longest line of a child's output that is kept; the rest of
         a longer one is dropped (and the line says how much).
     """
@@ -236,6 +242,7 @@ class WorkerdLauncher:
         in_thread=None,
         env=None,
         max_line_bytes=DEFAULT_MAX_LINE_BYTES,
+        assets_dir=None,
     ):
         self._reactor = reactor
         self._binary = binary
@@ -248,11 +255,12 @@ class WorkerdLauncher:
         self._limits = limits
         self._env = env
         self._max_line_bytes = max_line_bytes
+        self._assets_dir = assets_dir
         self._in_thread = in_thread or (
             lambda f, *args: deferToThreadPool(reactor, reactor.getThreadPool(), f, *args)
         )
 
-    def _command(self):
+    def _command(self, takes_events=False):
         workerd = [
             self._binary,
             "serve",
@@ -263,6 +271,8 @@ class WorkerdLauncher:
             f"{SOCKET_NAME}={SOCKET_FD}",
             f"--control-fd={CONTROL_FD}",
         ]
+        if takes_events:
+            workerd[-1:-1] = ["--socket-fd", f"{events.SOCKET_NAME}={events.EVENTS_FD}"]
         if self._setpriv is not None:
             drop = []
             if self._user is not None:
@@ -279,12 +289,26 @@ class WorkerdLauncher:
         path = os.path.join(self._run_dir, name + ".sock")
         config_fd = os.memfd_create("funcplane-config", os.MFD_CLOEXEC)
         listening = None
-        executable, args = self._command()
+        store_fd = None
+        events_listening = None
+        takes_events = events.takes_events(spec)
+        executable, args = self._command(takes_events)
         try:
             os.write(config_fd, blob)
             os.lseek(config_fd, 0, os.SEEK_SET)
             listening = bind_unix_socket(path)
             protocol = WorkerdProtocol(spec, self._logbook, self._max_line_bytes)
+            child_fds = {}
+            if takes_events:
+                # Beside the HTTP socket, in the same private directory: funcplane's own
+                # way in for events that are not requests (funcplane.runtime.events).
+                events_listening = bind_unix_socket(events.events_socket_path(path))
+                child_fds[events.EVENTS_FD] = events_listening.fileno()
+            if spec.assets is not None:
+                if self._assets_dir is None:
+                    raise StartFailed("this funcplane has no asset store for the version's assets")
+                store_fd = os.open(self._assets_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                child_fds[ASSETS_FD] = store_fd
             transport = self._reactor.spawnProcess(
                 protocol,
                 executable,
@@ -299,12 +323,17 @@ class WorkerdLauncher:
                     CONFIG_FD: config_fd,
                     SOCKET_FD: listening.fileno(),
                     CONTROL_FD: "r",
+                    **child_fds,
                 },
             )
         finally:
             os.close(config_fd)
+            if store_fd is not None:
+                os.close(store_fd)
             if listening is not None:
                 listening.close()
+            if events_listening is not None:
+                events_listening.close()
         confined = None
         if self._limits is not None:
             # Moving a process between cgroups waits for an RCU grace period (10-20 ms

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import ProcessProtocol
 from twisted.logger import Logger
 
-from funcplane.errors import StartFailed
+from funcplane.runtime.compatibility import start_failure
 from funcplane.runtime.config import SOCKET_NAME
 from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES, LineSplitter
 from funcplane.runtime.output import RUNTIME, parse_workerd_line
@@ -125,5 +125,5 @@ class WorkerdProtocol(ProcessProtocol):
         self._lines.flush()
         if not self.ready.done:
             message = self.error_text() or f"workerd exited before it was ready: {reason.value}"
-            self.ready.fire(StartFailed(message))
+            self.ready.fire(start_failure(message))
         self.ended.fire(reason.value)

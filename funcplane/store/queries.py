@@ -210,7 +210,8 @@ def function_infos(txn, rows, function_id=None):
     """
     where, args = _scope("function_id", function_id)
     txn.execute(
-        "SELECT function_id, id, name, created_at, format, bindings, metadata FROM versions"
+        "SELECT function_id, id, name, created_at, format, bindings, metadata,"
+        " compatibility_date, compatibility_flags, assets IS NOT NULL FROM versions"
         f" {where} ORDER BY function_id, created_at, rowid",
         args,
     )
@@ -232,8 +233,11 @@ def function_infos(txn, rows, function_id=None):
                 format=f,
                 bindings=bindings(b, reveal=False),
                 metadata=json.loads(m),
+                compatibility_date=d,
+                compatibility_flags=tuple(json.loads(fl)),
+                has_assets=bool(a),
             )
-            for i, n, c, f, b, m in versions.get(key, ())
+            for i, n, c, f, b, m, d, fl, a in versions.get(key, ())
         )
         found.append(
             FunctionInfo(

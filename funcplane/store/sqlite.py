@@ -64,6 +64,13 @@ class SQLiteStore:
             self._pool.close()
             self._pool = None
 
+    def interaction(self, interaction, *args):
+        """
+        Run C{interaction(txn, *args)} in one transaction of this database, for the stores
+        of other things kept in it (L{funcplane.store.schedules}); a Deferred of its result.
+        """
+        return self._pool.runInteraction(interaction, *args)
+
     def get_setting(self, key):
         def get(txn):
             txn.execute("SELECT value FROM settings WHERE key = ?", (key,))

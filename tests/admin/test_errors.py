@@ -218,12 +218,12 @@ class CloudflareHandlerTests(HandlerCase):
         naming what is not implemented.
         """
         self.patch(tables, "CLOUDFLARE_HTTP_ERRORS", {404: 1404, 405: 1405})
-        for method, url, status in [("GET", V4_SCRIPT + "/nothing", 404), ("GET", V4_SCRIPT, 405)]:
+        for method, url, status in [("GET", V4_SCRIPT + "/nothing", 404), ("POST", V4_SCRIPT, 405)]:
             got, _, answer = self.call(method, url)
             path = url.removeprefix("http://admin")
             self.assertEqual(
                 (got, answer["errors"]),
-                (status, [{"code": 1000 + status, "message": f"funcplane does not implement GET {path}"}]),
+                (status, [{"code": 1000 + status, "message": f"funcplane does not implement {method} {path}"}]),
             )
 
 

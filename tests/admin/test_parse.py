@@ -9,7 +9,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidName, InvalidRequest
 from funcplane.model import MODULE, PLAIN_TEXT, SCRIPT, SERVICE_WORKER, Binding, Module
-from funcplane.admin.parse import MAX_JSON_DEPTH, Limits, load_json, parse_deployment, parse_json_object
+from funcplane.admin.parse import DEPLOY_FIELDS, MAX_JSON_DEPTH, Limits, load_json, parse_deployment, parse_json_object
 from funcplane.admin.syntax import detect_format
 
 SW = 'addEventListener("fetch", e => e.respondWith(new Response("v1")))'
@@ -141,13 +141,12 @@ class DeploymentTests(SynchronousTestCase):
         self.assertEqual(
             str(e),
             "unknown field 'envVars' in the deploy body (did you mean 'env_vars'?); the fields"
-            " are runtime, code, version, alias, format, env_vars",
+            f" are {', '.join(DEPLOY_FIELDS)}",
         )
         e = self.assertRaises(InvalidRequest, self.parse, secrets={})
         self.assertEqual(
             str(e),
-            "unknown field 'secrets' in the deploy body; the fields are runtime, code, version,"
-            " alias, format, env_vars",
+            f"unknown field 'secrets' in the deploy body; the fields are {', '.join(DEPLOY_FIELDS)}",
         )
 
     def test_json_objects_only(self):

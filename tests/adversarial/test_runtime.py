@@ -520,7 +520,8 @@ path = os.path.join(directory, "s.sock")
 listening = socket.socket(socket.AF_UNIX)
 listening.bind(path)
 listening.listen(8)
-child = subprocess.Popen([find_workerd(), "serve", "--binary", config, "--socket-fd", f"http={listening.fileno()}"],
+child = subprocess.Popen([find_workerd(), "serve", "--binary", config, "--socket-fd", f"http={listening.fileno()}",
+                          "--socket-addr", "events=unix:" + os.path.join(directory, "e.sock")],
                          pass_fds=[listening.fileno()], env={}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 try:
     targets = [f"[{a.split('/')[0]}]:{port}" if ":" in a else f"{a.split('/')[0]}:{port}" for a in addresses]

@@ -334,7 +334,8 @@ class LifecycleTests(TestCase):
         await eventually(lambda: processes_in(run_dir) == [])
         again = await Funcplane(self, data_dir=data_dir).start()
         self.assertEqual(await again.get("hello.func.local"), (200, "v1"))
-        self.assertEqual(len([n for n in os.listdir(run_dir) if n.endswith(".sock")]), 1)
+        # The child's HTTP socket and its events socket.
+        self.assertEqual(len([n for n in os.listdir(run_dir) if n.endswith(".sock")]), 2)
 
     async def test_stop_during_boot(self):
         """

@@ -64,7 +64,13 @@ def answer(greeting, secret="none"):
     return f"{greeting}! conf={{\"on\":true,\"n\":2}} text=read me bytes=0,255,16,13,10 add=5 secret={secret}"
 
 
-class WranglerTests(TestCase):
+class WranglerCase(TestCase):
+    """
+    A home and an empty project directory for the real wrangler, whose packages (hono
+    and the like) resolve from the checkout's node_modules; the base of the wrangler
+    tests.
+    """
+
     timeout = 300
 
     def setUp(self):
@@ -73,7 +79,18 @@ class WranglerTests(TestCase):
         self.home = tempfile.mkdtemp(prefix="fpwrangler")
         self.addCleanup(shutil.rmtree, self.home, ignore_errors=True)
         self.project = os.path.join(self.home, "project")
-        project(self.project, "hello from funcplane")
+        os.makedirs(self.project)
+        os.symlink(os.path.join(ROOT, "node_modules"), os.path.join(self.project, "node_modules"))
+
+    def write_project(self, files):
+        """
+        Write C{files} (path in the project -> text) into the project.
+        """
+        for path, text in files.items():
+            full = os.path.join(self.project, path)
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            with open(full, "w") as f:
+                f.write(text)
 
     def environment(self):
         """
@@ -111,6 +128,13 @@ class WranglerTests(TestCase):
         if not ok:
             self.assertNotEqual(code, 0, output)
         return output
+
+
+
+class WranglerTests(WranglerCase):
+    def setUp(self):
+        super().setUp()
+        project(self.project, "hello from funcplane")
 
     async def body(self, host=HOST, headers=None):
         code, content = await self.fp.request("GET", "/", host=host, headers=headers)

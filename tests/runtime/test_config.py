@@ -142,8 +142,9 @@ class ConfigTests(SynchronousTestCase):
         self.assertIn("local", internet["network"]["deny"])
         self.assertIn("192.0.2.2/32", internet["network"]["deny"])
         self.assertTrue(internet["network"]["tlsOptions"]["trustBrowserCas"])
-        [socket] = config["sockets"]
+        socket, events_socket = config["sockets"]
         self.assertEqual((socket["name"], socket["service"]["name"]), ("http", "main"))
+        self.assertEqual(events_socket["name"], "events")
         self.assertNotIn("address", socket)
         self.assertIn("http", socket)
         self.assertEqual(config["v8Flags"], ["--max-old-space-size=64"])

@@ -16,6 +16,7 @@ from funcplane.interfaces import IChild, IRuntimeLauncher
 from funcplane.observe.logbook import LogBook
 from funcplane.runtime.config import ConfigBuilder, RuntimeSettings
 from funcplane.runtime.egress import EgressPolicy
+from funcplane.runtime.events import events_socket_path
 from funcplane.runtime.process import (
     CONTROL_FD,
     SOCKET_FD,
@@ -51,14 +52,15 @@ class LauncherTests(SynchronousTestCase):
     def test_spawn(self):
         """
         workerd is spawned by absolute path with an empty environment, reading its config
-        from a passed fd, serving on a passed socket, announcing readiness on a pipe.
+        from a passed fd, serving on a passed socket (and taking events on another),
+        announcing readiness on a pipe.
         """
         child, spawned = self.launch(version_id="abc")
         self.assertEqual(spawned["executable"], "/opt/workerd")
         self.assertEqual(
             spawned["args"],
             ["/opt/workerd", "serve", "--verbose", "--binary", "/proc/self/fd/3", "--socket-fd", "http=4",
-             "--control-fd=5"],
+             "--socket-fd", "events=6", "--control-fd=5"],
         )
         self.assertEqual(spawned["env"], {})
         self.assertEqual(spawned["path"], os.path.join(self.run_dir, "children"))
@@ -71,12 +73,15 @@ class LauncherTests(SynchronousTestCase):
     def test_config_passed_in_memory(self):
         """
         The config the child reads is the builder's, for this spec; no file is written but
-        the socket.
+        the sockets.
         """
         child, spawned = self.launch(env=(("SECRET", "s3cr3t"),))
         config = self.builder.read(spawned["config"])
         self.assertEqual(config["services"][0]["worker"]["bindings"], [{"name": "SECRET", "text": "s3cr3t"}])
-        self.assertEqual(os.listdir(self.run_dir), [os.path.basename(child.socket_path)])
+        self.assertEqual(
+            sorted(os.listdir(self.run_dir)),
+            sorted([os.path.basename(child.socket_path), os.path.basename(events_socket_path(child.socket_path))]),
+        )
         self.assertRegex(os.path.basename(child.socket_path), r"^[0-9a-f]{32}\.sock$")
 
     def test_socket_private(self):

@@ -12,9 +12,16 @@ call the same L{funcplane.platform.Platform}.
 """
 
 from funcplane.admin.cloudflare import app as v4
+
+# Its routes refuse the Cloudflare features funcplane lacks, naming each; they need nothing
+# of the instance but its token checker, so no class of theirs is part of this one.
+from funcplane.admin.cloudflare import unsupported  # noqa: F401
 from funcplane.admin.cloudflare.accounts import AccountRoutes
 from funcplane.admin.cloudflare.aliases import AliasRoutes
+from funcplane.admin.cloudflare.assets import AssetRoutes
+from funcplane.admin.cloudflare.content import ContentRoutes
 from funcplane.admin.cloudflare.deployments import DeploymentRoutes
+from funcplane.admin.cloudflare.schedules import ScheduleRoutes
 from funcplane.admin.cloudflare.scripts import ScriptRoutes
 from funcplane.admin.cloudflare.secrets import SecretRoutes
 from funcplane.admin.cloudflare.tails import TailRoutes
@@ -24,12 +31,15 @@ from funcplane.admin.errors import add_cloudflare_error_handling
 
 class CloudflareAPI(
     ScriptRoutes,
+    ContentRoutes,
     VersionRoutes,
     DeploymentRoutes,
     SecretRoutes,
     TailRoutes,
     AliasRoutes,
     AccountRoutes,
+    AssetRoutes,
+    ScheduleRoutes,
 ):
     """
     The Cloudflare v4 subset: one Klein app (L{funcplane.admin.cloudflare.app.app}) whose
@@ -41,17 +51,23 @@ class CloudflareAPI(
     @param limits: the L{funcplane.admin.parse.Limits}.
     @param clock: an C{IReactorTime}, for start-up times and the tails' sockets.
     @param tails: the L{funcplane.observe.tails.Tails}, for C{wrangler tail}.
+    @param assets: the L{funcplane.assets.sessions.UploadSessions} of static assets, or
+        L{None} (uploads with assets are refused).
+    @param schedules: the L{funcplane.schedule.scheduler.Scheduler} of cron triggers, or L{None}
+        (their routes are refused).
     """
 
     app = v4.app
     add_cloudflare_error_handling(app)
 
-    def __init__(self, platform, checker, limits, clock, tails):
+    def __init__(self, platform, checker, limits, clock, tails, assets=None, schedules=None):
         self._platform = platform
         self._checker = checker
         self._limits = limits
         self._clock = clock
         self._tails = tails
+        self._assets = assets
+        self._schedules = schedules
 
     def resource(self):
         return self.app.resource()

@@ -1,17 +1,17 @@
 """
-Scripts, which are funcplane's functions: uploads (a deploy with C{PUT}, a version
-without one with C{POST .../versions}), deletion, the content of a version, the settings
-with their bindings (C{wrangler secret bulk} replaces them), and what wrangler asks of a
-script on the way (its service, script settings, subdomain and references).
+Scripts, which are funcplane's functions: the list, uploads (a deploy with C{PUT}, a
+version without one with C{POST .../versions}), deletion, the settings with their bindings
+(C{wrangler secret bulk} replaces them), and what wrangler asks of a script on the way (its
+service, script settings, subdomain and references).  A script's code is read back by
+L{funcplane.admin.cloudflare.content}.
 """
-
-import uuid
 
 from funcplane import errors
 from funcplane.admin.cloudflare.app import ACCOUNT, SCRIPT, app, body, checked, ok, source
-from funcplane.admin.cloudflare.shapes import public_binding, script_json, version_json
-from funcplane.admin.cloudflare.upload import CONTENT_TYPES, multipart_parts, parse_bindings, parse_upload
-from funcplane.admin.cloudflare.versions import find_version
+from funcplane.admin.cloudflare.assets import parse_assets
+from funcplane.admin.cloudflare.content import current_version
+from funcplane.admin.cloudflare.shapes import public_binding, script_json, script_list_json, version_json
+from funcplane.admin.cloudflare.upload import multipart_parts, parse_bindings, parse_upload
 from funcplane.admin.parse import parse_json_object
 from funcplane.ids import cf_id
 
@@ -20,6 +20,19 @@ class ScriptRoutes:
     """
     C{.../workers/scripts/<name>} and C{.../workers/services/<name>}.
     """
+
+    @app.route(ACCOUNT + "/workers/scripts", methods=["GET"])
+    @checked
+    async def list_scripts(self, request):
+        """
+        List Workers: every function as a script, its current version's settings (wrangler
+        reads C{id} and C{migration_tag} before a Durable Object migration).
+        """
+        states = await self._platform.functions()
+        return ok(
+            request,
+            [script_list_json(s.info, current_version(s.info)) for s in states if s.info.versions],
+        )
 
     @app.route(ACCOUNT + "/workers/services/<name>", methods=["GET"])
     @checked
@@ -58,6 +71,7 @@ class ScriptRoutes:
             deploy=deploy,
             source=source(request),
             triggered_by=triggered_by,
+            assets=lambda metadata: parse_assets(metadata, name, self._assets),
         )
         started = self._clock.seconds()
         spec = await self._platform.deploy(deployment)
@@ -72,14 +86,14 @@ class ScriptRoutes:
         """
         spec, startup = await self._upload(request, name, deploy=True)
         info = (await self._platform.function(name)).info
-        metadata = info.version_named(spec.version).metadata
         return ok(
             request,
             dict(
                 script_json(info),
                 deployment_id=cf_id(spec.id),
                 startup_time_ms=startup,
-                compatibility_date=metadata.get("compatibility_date", ""),
+                compatibility_date=spec.compatibility_date or "",
+                compatibility_flags=list(spec.compatibility_flags),
             ),
         )
 
@@ -87,41 +101,17 @@ class ScriptRoutes:
     @checked
     async def upload_version(self, request, name):
         """
-        Upload a version without deploying it; it answers at its own hosts.  Like
-        Cloudflare, the function must exist.
+        Upload a version without deploying it; it answers at its own hosts.  Unlike
+        Cloudflare, a function that does not exist yet is created, with this version and
+        no deployment: its own host answers that it is not deployed until a deployment
+        (C{wrangler versions deploy}) gives it one.
         """
-        await self._platform.function(name)
         spec, startup = await self._upload(request, name, deploy=False)
         state = await self._platform.function(name)
         return ok(
             request,
             dict(version_json(state.info, state.info.version_named(spec.version)), startup_time_ms=startup),
         )
-
-    @app.route(SCRIPT + "/content/v2", methods=["GET"])
-    @checked
-    async def content(self, request, name):
-        """
-        A version's modules, as the multipart body they were uploaded in.
-        """
-        info = (await self._platform.function(name)).info
-        wanted = request.args.get(b"version", [b""])[0].decode("ascii", "replace")
-        version = find_version(info, wanted) if wanted else info.version_named(info.latest)
-        modules = await self._platform.modules(version.id)
-        boundary = uuid.uuid4().hex
-        parts = []
-        for module in modules:
-            quoted = module.name.replace("\\", "\\\\").replace('"', "%22")
-            parts += [
-                f"--{boundary}\r\nContent-Disposition: form-data; name=\"{quoted}\";"
-                f" filename=\"{quoted}\"\r\nContent-Type: {CONTENT_TYPES[module.kind]}\r\n\r\n".encode(),
-                module.content,
-                b"\r\n",
-            ]
-        parts.append(f"--{boundary}--\r\n".encode())
-        request.setHeader(b"content-type", f"multipart/form-data; boundary={boundary}".encode())
-        request.setHeader(b"cf-entrypoint", modules[0].name.encode("utf-8"))
-        return b"".join(parts)
 
     async def _settings(self, name):
         info = (await self._platform.function(name)).info

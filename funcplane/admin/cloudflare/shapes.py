@@ -42,6 +42,27 @@ def script_json(info):
     }
 
 
+def script_list_json(info, version):
+    """
+    A script as List Workers shows one, with the settings of C{version} (the one its own
+    host serves, or its newest when none does).  Without Durable Objects there is no
+    C{migration_tag}; without routes, no C{routes}.
+    """
+    return dict(
+        script_json(info),
+        etag=version.id,
+        has_modules=version.format == "module",
+        has_assets=version.has_assets,
+        compatibility_date=version.compatibility_date or "",
+        compatibility_flags=list(version.compatibility_flags),
+        logpush=False,
+        tags=[],
+        tail_consumers=[],
+        named_handlers=[],
+        observability={"enabled": False},
+    )
+
+
 def version_json(info, version):
     """
     Version C{version} of C{info} as Cloudflare shows one; secrets by name only.
@@ -73,8 +94,8 @@ def version_json(info, version):
                 "last_deployed_from": metadata.get("source", "api"),
             },
             "script_runtime": {
-                "compatibility_date": metadata.get("compatibility_date", ""),
-                "compatibility_flags": [],
+                "compatibility_date": version.compatibility_date or "",
+                "compatibility_flags": list(version.compatibility_flags),
                 "usage_model": "standard",
                 "limits": {},
             },

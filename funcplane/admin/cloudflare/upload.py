@@ -8,12 +8,14 @@ the result is a L{funcplane.model.Deployment}.
 
 import io
 import json
+import posixpath
 
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 from werkzeug.http import parse_options_header
 
-from funcplane.admin.parse import load_json
+from funcplane.admin.cloudflare.features import binding_refusal, refuse_features
+from funcplane.admin.parse import compatibility_fields, load_json
 from funcplane.errors import CodeTooLarge, InvalidBinding, InvalidRequest
 from funcplane.model import (
     JSON,
@@ -28,6 +30,7 @@ from funcplane.model import (
     Module,
 )
 from funcplane.names import check_env_name, check_label
+from funcplane.runtime.assets import ASSETS_ONLY_MODULE, ASSETS_ONLY_SOURCE
 
 # Part Content-Type -> workerd module kind.
 MODULE_TYPES = {
@@ -40,6 +43,21 @@ MODULE_TYPES = {
     "application/octet-stream": "data",
     "application/wasm": "wasm",
 }
+# File extension -> module kind, for a part sent without a Content-Type (as a hand-made
+# upload may be: the examples of Cloudflare's docs name their modules worker.js, ...):
+# wrangler's default module rules (Text: .txt .html .sql; Data: .bin; CompiledWasm: .wasm;
+# ES modules .js .mjs, CommonJS .cjs), and .json for JSON modules.
+EXTENSION_TYPES = {
+    ".js": "esModule",
+    ".mjs": "esModule",
+    ".cjs": "commonJsModule",
+    ".wasm": "wasm",
+    ".bin": "data",
+    ".txt": "text",
+    ".html": "text",
+    ".sql": "text",
+    ".json": "json",
+}
 # Module kind -> the Content-Type a module of that kind is given back with (the first above).
 CONTENT_TYPES = {kind: content_type for content_type, kind in reversed(MODULE_TYPES.items())}
 CONTENT_TYPES[SCRIPT] = "application/javascript"
@@ -51,6 +69,7 @@ MAX_MODULE_NAME = 512
 # Binding types that are carried, and the Cloudflare ones funcplane has no equivalent for.
 SUPPORTED_BINDINGS = (PLAIN_TEXT, JSON, SECRET_TEXT)
 INHERIT = "inherit"
+ASSETS = "assets"
 
 
 def multipart_parts(body, content_type, max_bytes, max_parts=MAX_MODULES + 10):
@@ -101,6 +120,8 @@ def _metadata(fields, files):
 def _module(name, content_type, content):
     if not name or len(name) > MAX_MODULE_NAME or "\0" in name:
         raise InvalidRequest(f"module name {name[:80]!r} is empty, too long or has a NUL")
+    if not content_type:
+        return _typed_by_extension(name, content)
     kind = MODULE_TYPES.get(content_type.lower())
     if kind is None:
         raise InvalidRequest(
@@ -115,6 +136,21 @@ def _module(name, content_type, content):
     return Module(name, kind, content)
 
 
+def _typed_by_extension(name, content):
+    """
+    Module C{name}, sent without a Content-Type, typed by its extension
+    (L{EXTENSION_TYPES}).
+    """
+    kind = EXTENSION_TYPES.get(posixpath.splitext(name)[1].lower())
+    if kind is None:
+        raise InvalidRequest(
+            f"module {name} has no Content-Type, and funcplane cannot tell its type from its"
+            f" name; give the part a Content-Type ({', '.join(sorted(MODULE_TYPES))}) or a"
+            f" name ending in {', '.join(EXTENSION_TYPES)}"
+        )
+    return _module(name, CONTENT_TYPES[kind], content)
+
+
 def _modules(metadata, files, limits):
     """
     The format and modules (the main one first) the upload's parts make.
@@ -122,6 +158,9 @@ def _modules(metadata, files, limits):
     main = metadata.get("main_module")
     body_part = metadata.get("body_part")
     entry = main if main is not None else body_part
+    if entry is None and isinstance(metadata.get("assets"), dict):
+        # Assets only (wrangler sends no module): a main module that is never reached.
+        return MODULE, (Module(ASSETS_ONLY_MODULE, "esModule", ASSETS_ONLY_SOURCE),)
     if not isinstance(entry, str) or not entry:
         raise InvalidRequest("the metadata names no 'main_module' (or 'body_part')")
     modules = {}
@@ -150,7 +189,10 @@ def _modules(metadata, files, limits):
         return SERVICE_WORKER, (Module(entry, SCRIPT, script),)
     first = _module(entry, *modules.pop(entry))
     if first.kind not in JS_KINDS:
-        raise InvalidRequest(f"the main module {entry} must be JavaScript")
+        raise InvalidRequest(
+            f"the main module {entry} must be JavaScript, and its part's Content-Type makes it"
+            f" a {first.kind} module; send it as application/javascript+module"
+        )
     rest = tuple(_module(name, content_type, content) for name, (content_type, content) in modules.items())
     return MODULE, (first,) + rest
 
@@ -187,14 +229,20 @@ def parse_bindings(entries, limits, allow_keep=False):
         if name in seen:
             raise InvalidBinding(f"binding {name} is given twice")
         seen.add(name)
+        if kind is None:
+            raise InvalidBinding(
+                f"binding {name} has no 'type'. The bindings funcplane provides:"
+                f" {', '.join(SUPPORTED_BINDINGS)} (vars and secrets), and {INHERIT} to keep"
+                " the previous version's binding of that name."
+            )
+        if kind == ASSETS:
+            # The assets binding: see funcplane.admin.cloudflare.assets.
+            continue
         if kind == INHERIT or (allow_keep and set(binding) <= {"name", "type"}):
             inherit.append(name)
             continue
         if kind not in SUPPORTED_BINDINGS:
-            raise InvalidBinding(
-                f"binding {name} has type {kind!r}, which funcplane does not provide; it"
-                f" supports {', '.join(SUPPORTED_BINDINGS)} (vars and secrets)"
-            )
+            raise InvalidBinding(binding_refusal(name, kind, SUPPORTED_BINDINGS))
         value = _binding_value(binding, name, kind)
         size = len(value.encode("utf-8", "surrogatepass"))
         if size > limits.max_env_value_bytes:
@@ -205,31 +253,24 @@ def parse_bindings(entries, limits, allow_keep=False):
     return tuple(found), tuple(inherit)
 
 
-def _check_compatibility(metadata):
-    flags = metadata.get("compatibility_flags") or []
-    if not isinstance(flags, list):
-        raise InvalidRequest("'compatibility_flags' must be a list")
-    if flags:
-        raise InvalidRequest(
-            f"compatibility flags are not supported (asked for: {', '.join(map(str, flags))});"
-            " funcplane runs every function with its operator's compatibility date and no"
-            " flags"
-        )
-
-
-def parse_upload(function, body, content_type, limits, deploy, source, triggered_by="upload"):
+def parse_upload(
+    function, body, content_type, limits, deploy, source, triggered_by="upload", assets=None
+):
     """
     Validate a worker upload for C{function} into a L{Deployment}.
 
     @param deploy: whether the new version takes all traffic once it starts.
     @param source: C{wrangler} or C{api}, recorded with the version.
+    @param assets: C{assets(metadata)} is the version's L{funcplane.model.Assets} (or
+        L{None}); without it, an upload with assets is refused.
     """
     check_label("script", function)
     fields, files = multipart_parts(body, content_type, limits.max_body_bytes)
     metadata = _metadata(fields, files)
     fmt, modules = _modules(metadata, files, limits)
-    _check_compatibility(metadata)
+    date, flags = compatibility_fields(metadata)
     bindings, inherit = parse_bindings(metadata.get("bindings"), limits)
+    refuse_features(metadata)
     # Without keep_bindings (a plain wrangler deploy) secrets carry over, as on Cloudflare;
     # with it, exactly the types it lists do: wrangler versions secret delete leaves
     # secret_text out and names the secrets it keeps as inherit.
@@ -245,9 +286,6 @@ def parse_upload(function, body, content_type, limits, deploy, source, triggered
         value = annotations.get(key)
         if isinstance(value, str) and value:
             recorded[name] = value[:1024]
-    date = metadata.get("compatibility_date")
-    if isinstance(date, str):
-        recorded["compatibility_date"] = date[:32]
     return Deployment(
         function=function,
         format=fmt,
@@ -257,4 +295,16 @@ def parse_upload(function, body, content_type, limits, deploy, source, triggered
         inherit=inherit,
         keep_types=keep_types,
         metadata=recorded,
+        compatibility_date=date,
+        compatibility_flags=flags,
+        assets=_assets(metadata, assets),
+        keep_assets=metadata.get("keep_assets") is True and metadata.get("assets") is None,
     )
+
+
+def _assets(metadata, assets):
+    if assets is not None:
+        return assets(metadata)
+    if metadata.get("assets") is not None:
+        raise InvalidRequest("this API takes no static assets")
+    return None

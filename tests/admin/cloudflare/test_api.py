@@ -13,6 +13,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from funcplane import errors
 from funcplane.admin.auth import TokenChecker, token_hash
 from funcplane.admin.cloudflare.api import CloudflareAPI
+from funcplane.admin.cloudflare.unsupported import REFUSED
 from funcplane.admin.parse import Limits
 from tests.fakes import AUTH, TOKEN
 
@@ -31,8 +32,10 @@ ROUTES = {
     (ACCOUNT + "/workers/services/<name>", ("DELETE",), "delete", "scripts"),
     (SCRIPT, ("DELETE",), "delete", "scripts"),
     (SCRIPT, ("PUT",), "put_script", "scripts"),
+    (SCRIPT, GET, "download", "content"),
+    (ACCOUNT + "/workers/scripts", GET, "list_scripts", "scripts"),
     (SCRIPT + "/versions", ("POST",), "upload_version", "scripts"),
-    (SCRIPT + "/content/v2", GET, "content", "scripts"),
+    (SCRIPT + "/content/v2", GET, "content", "content"),
     (SCRIPT + "/settings", GET, "settings", "scripts"),
     (SCRIPT + "/settings", ("PATCH",), "patch_settings", "scripts"),
     (SCRIPT + "/script-settings", ("GET", "HEAD", "PATCH"), "script_settings", "scripts"),
@@ -45,13 +48,23 @@ ROUTES = {
     (SCRIPT + "/secrets", GET, "secrets", "secrets"),
     (SCRIPT + "/secrets", ("PUT",), "put_secret", "secrets"),
     (SCRIPT + "/secrets/<secret>", ("DELETE",), "delete_secret", "secrets"),
+    (SCRIPT + "/schedules", GET, "schedules", "schedules"),
+    (SCRIPT + "/schedules", ("PUT",), "put_schedules", "schedules"),
     (SCRIPT + "/tails", ("POST",), "create_tail", "tails"),
     (SCRIPT + "/tails/<tail_id>", ("DELETE",), "delete_tail", "tails"),
     ("/tails/<tail_id>", GET, "tail_socket", "tails"),
     (ACCOUNT + "/workers/tails/by-consumer/<name>", GET, "tail_consumers", "tails"),
     (SCRIPT + "/aliases", GET, "aliases", "aliases"),
     (SCRIPT + "/aliases/<alias>", ("PUT",), "put_alias", "aliases"),
+    (SCRIPT + "/assets-upload-session", ("POST",), "assets_upload_session", "assets"),
+    (ACCOUNT + "/workers/assets/upload", ("POST",), "assets_upload", "assets"),
 }
+# The refusals of the features funcplane lacks: each path, and every path under a prefix.
+for _number, (_path, _, _methods, _deeper) in enumerate(REFUSED):
+    _methods = tuple(sorted(set(_methods) | ({"HEAD"} if "GET" in _methods else set())))
+    ROUTES.add((_path, _methods, f"unsupported_{_number}", "unsupported"))
+    if _deeper:
+        ROUTES.add((_path + "/<path:rest>", _methods, f"unsupported_{_number}_deeper", "unsupported"))
 
 
 class RouteTests(SynchronousTestCase):

@@ -24,7 +24,8 @@ class EnvelopeTests(CloudflareCase):
         """
         A route funcplane does not implement answers in the envelope, naming it.
         """
-        self.assertCfError(self.call("GET", BASE + "/workers/durable_objects/namespaces"), 404, 7003, "does not implement")
+        self.assertCfError(self.call("GET", BASE + "/workers/nothing-here"), 404, 7003,
+                           f"funcplane does not implement GET {BASE.removeprefix('http://127.0.0.1:8081')}/workers/nothing-here")
 
     def test_token_required(self):
         """

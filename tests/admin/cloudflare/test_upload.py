@@ -155,6 +155,7 @@ class UploadTests(SynchronousTestCase):
                 ],
                 keep_bindings=["plain_text", "secret_key"],
                 compatibility_date="2024-09-23",
+                compatibility_flags=["nodejs_compat"],
                 annotations={"workers/message": "m", "workers/tag": "t"},
             ),
             INDEX,
@@ -165,10 +166,8 @@ class UploadTests(SynchronousTestCase):
             (Binding("CONF", JSON, '{"on": true}'), Binding("GREETING", PLAIN_TEXT, "hi"), Binding("KEY", SECRET_TEXT, "s")),
         )
         self.assertEqual((d.inherit, d.keep_types, d.deploy), (("OLD",), (PLAIN_TEXT,), False))
-        self.assertEqual(
-            d.metadata,
-            {"source": "wrangler", "triggered_by": "upload", "message": "m", "tag": "t", "compatibility_date": "2024-09-23"},
-        )
+        self.assertEqual(d.metadata, {"source": "wrangler", "triggered_by": "upload", "message": "m", "tag": "t"})
+        self.assertEqual((d.compatibility_date, d.compatibility_flags), ("2024-09-23", ("nodejs_compat",)))
 
     def test_secrets_kept_unless_told(self):
         """
@@ -209,12 +208,14 @@ class UploadTests(SynchronousTestCase):
 
     def test_unsupported(self):
         """
-        Binding types funcplane does not provide, and compatibility flags, are refused by
-        name; a script name that is not a DNS label too.
+        Binding types funcplane does not provide are refused by name, compatibility fields
+        of the wrong type with what they must be; a script name that is not a DNS label too.
         """
         kv = {"name": "CACHE", "type": "kv_namespace", "namespace_id": "x"}
         self.assertRefused(InvalidBinding, "binding CACHE has type 'kv_namespace'", metadata(bindings=[kv]), INDEX)
-        self.assertRefused(InvalidRequest, "nodejs_compat", metadata(compatibility_flags=["nodejs_compat"]), INDEX)
+        self.assertRefused(InvalidRequest, "a list of flag names", metadata(compatibility_flags="nodejs_compat"), INDEX)
+        self.assertRefused(InvalidRequest, "a list of flag names", metadata(compatibility_flags=[1]), INDEX)
+        self.assertRefused(InvalidRequest, "must be a date", metadata(compatibility_date=20240923), INDEX)
         self.assertRaises(
             InvalidName, parse_upload, "bad_name", body(metadata(), INDEX), CONTENT_TYPE, self.limits, True, "api"
         )
