@@ -5,7 +5,10 @@ C{/proc} over a short window, off the request path, only after a request timed o
 
 A child may use no more CPU than its quota (C{--child-cpu}, enforced by its cgroup), so a
 spinning child under a quota of half a core uses half a core: the threshold is a share of
-what the child may use, not of a whole core.
+what the child may use, not of a whole core. And a busy machine may give a spinning child
+less than that: what is measured is the time its threads ran I{or waited for a CPU to run
+on} (C{/proc/PID/task/*/schedstat}), which for a spinning child is all of the time,
+however many others want the same cores.
 
 While a child is judged (L{Verdicts}), no request is sent to it: each waits for the
 verdict, then goes to the same child if it was not spinning, or to a fresh one if it was
@@ -28,12 +31,37 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def wanted_seconds(pid, proc="/proc"):
+    """
+    The seconds the threads of process C{pid} have spent running or runnable (waiting in
+    a run queue), summed from C{PROC/PID/task/*/schedstat}; its CPU time (L{cpu_seconds})
+    where the kernel keeps no such figures.
+
+    @raise OSError: there is no process C{pid}.
+    """
+    tasks = f"{proc}/{pid}/task"
+    total, read = 0, False
+    for task in os.listdir(tasks):
+        try:
+            with open(f"{tasks}/{task}/schedstat", "rb") as f:
+                running, waiting = f.read().split()[:2]
+        except FileNotFoundError:
+            # A thread that ended since the directory was listed, or no schedstat at all.
+            continue
+        total += int(running) + int(waiting)
+        read = True
+    if not read:
+        return cpu_seconds(pid)
+    return total / 1e9
+
+
 class SpinWatch:
     """
     Measures whether a process is spinning.
 
     @param clock: an C{IReactorTime}.
-    @param cpu: C{cpu(pid)} is the CPU seconds a process has used.
+    @param cpu: C{cpu(pid)} is the seconds a process has run or waited to run
+        (L{wanted_seconds}).
     @param sample: seconds the process is watched.
     @param threshold: the share of what the process may use (one core, or its quota if
         that is less) above which it counts as spinning.
@@ -42,7 +70,7 @@ class SpinWatch:
         nothing.
     """
 
-    def __init__(self, clock, cpu=cpu_seconds, sample=0.5, threshold=0.8, quota=None):
+    def __init__(self, clock, cpu=wanted_seconds, sample=0.5, threshold=0.8, quota=None):
         self._clock = clock
         self._cpu = cpu
         self._sample = sample

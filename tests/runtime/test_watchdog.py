@@ -12,7 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from funcplane.runtime.lifecycle import RUNNING, STOPPED, Lifecycle
 from funcplane.runtime.supervisor import Supervisor
-from funcplane.runtime.watchdog import SpinWatch, cpu_seconds
+from funcplane.runtime.watchdog import SpinWatch, cpu_seconds, wanted_seconds
 from tests.runtime.test_supervisor import SupervisorCase
 
 
@@ -63,6 +63,22 @@ class SpinWatchTests(SynchronousTestCase):
         """
         self.assertGreater(cpu_seconds(os.getpid()), 0)
         self.assertRaises(OSError, cpu_seconds, 2**22 + 17)
+
+    def test_wanted_sums_threads(self):
+        """
+        wanted_seconds adds what every thread of a process ran and waited to run (in
+        nanoseconds, as schedstat says), skipping a thread that has ended; it reads a live
+        process, and raises for a pid that does not exist.
+        """
+        proc = self.mktemp()
+        for task, line in (("7", b"1500000000 500000000 12\n"), ("8", b"250000000 750000000 3\n")):
+            os.makedirs(os.path.join(proc, "7", "task", task))
+            with open(os.path.join(proc, "7", "task", task, "schedstat"), "wb") as f:
+                f.write(line)
+        os.makedirs(os.path.join(proc, "7", "task", "9"))
+        self.assertEqual(wanted_seconds(7, proc=proc), 3.0)
+        self.assertGreater(wanted_seconds(os.getpid()), 0)
+        self.assertRaises(OSError, wanted_seconds, 2**22 + 17)
 
 
 class QuotaTests(SynchronousTestCase):
