@@ -436,7 +436,8 @@ class Supervisor(Service):
     def _kill_wedged(self, version, child, share):
         self.log.warn(
             "killed {function}:{version}: a request ran past the request timeout while it"
-            " used {percent:.0f}% of a CPU; it starts again on its next request",
+            " spun (it ran or waited for a CPU {percent:.0f}% of the time); it starts again on"
+            " its next request",
             function=child.spec.function,
             version=child.spec.version,
             percent=share * 100,

@@ -411,9 +411,9 @@ class SpinAttackTests(TestCase):
         self.assertEqual(await fp.get("spin.func.local", "/"), (200, "not spinning"))
         await eventually(lambda: wedged not in processes_in(fp.run_dir))
         [killed] = [e for e in events if e.get("log_format", "").startswith("killed {function}")]
+        # Throttled to half a core, it still ran or waited to run all of the time.
         self.assertEqual(killed["function"], "spin")
-        self.assertGreater(killed["percent"], 40)
-        self.assertLessEqual(killed["percent"], 60)
+        self.assertGreater(killed["percent"], 80)
 
 
 class DescriptorAttackTests(TestCase):

@@ -687,7 +687,7 @@ class WedgeTests(SupervisorCase):
             self.supervisor.request_timed_out("a")
             self.clock.advance(0.5)
         self.assertEqual(child.signals, [signal.SIGKILL])
-        self.assertIn("90% of a CPU", formatEvent(events[0]))
+        self.assertIn("it ran or waited for a CPU 90% of the time", formatEvent(events[0]))
         self.assertEqual(self.supervisor.state("a"), STOPPED)
         child.exit(ProcessTerminated(signal=9))
         self.assertEqual(self.supervisor.state("a"), STOPPED)
