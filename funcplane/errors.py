@@ -141,3 +141,58 @@ class NotSupported(FuncplaneError):
     def __init__(self, message, cloudflare_code=None):
         super().__init__(message)
         self.cloudflare_code = cloudflare_code
+
+
+class NoSuchNamespace(FuncplaneError):
+    """
+    No Workers KV namespace has that id.
+    """
+
+
+class NoSuchKey(FuncplaneError):
+    """
+    The KV namespace has no such key, or it has expired.
+    """
+
+
+class NamespaceTaken(Conflict):
+    """
+    Another KV namespace has that title (titles are unique, as on Cloudflare).
+    """
+
+
+class KeyTooLong(InvalidRequest):
+    """
+    A KV key name is over 512 bytes in UTF-8 (Cloudflare answers 414).
+    """
+
+
+class ValueTooLarge(InvalidRequest):
+    """
+    A KV value is over 25 MiB, or its metadata over 1,024 bytes (Cloudflare answers 413).
+    """
+
+
+class NoSuchDatabase(FuncplaneError):
+    """
+    No D1 database has that id (or name).
+    """
+
+
+class DatabaseExists(Conflict):
+    """
+    A D1 database of that name exists already.
+    """
+
+
+class DatabaseInUse(Conflict):
+    """
+    A D1 database cannot be deleted: a deployed version binds it.
+    """
+
+
+class SQLError(InvalidRequest):
+    """
+    A D1 statement failed: SQLite's message and its error name (C{...: SQLITE_ERROR}), as
+    D1 reports it.
+    """

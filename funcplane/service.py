@@ -21,10 +21,14 @@ from funcplane.admin.parse import Limits
 from funcplane.admin.site import AdminLimits, admin_site
 from funcplane.assets.sessions import AssetLimits, UploadSessions
 from funcplane.assets.store import DIRECTORY as ASSETS_DIRECTORY, AssetStore
+from funcplane.d1.imports import Imports as D1Imports
+from funcplane.d1.registry import DIRECTORY as D1_DIRECTORY, Databases
+from funcplane.d1.sql import Limits as D1Limits
 from funcplane.datadir import DataDirectory
 from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.edge.upstream import UpstreamPool
 from funcplane.errors import Unauthorized
+from funcplane.kv import KV, KVPurge
 from funcplane.observe.logbook import LogBook
 from funcplane.observe.tails import Tails
 from funcplane.ordered import OrderedMultiService
@@ -39,6 +43,7 @@ from funcplane.runtime.delivery import EventsClient
 from funcplane.runtime.watchdog import SpinWatch
 from funcplane.schedule.runs import ScheduledRunner
 from funcplane.schedule.scheduler import Scheduler
+from funcplane.store.kv import SQLiteKV
 from funcplane.store.schedules import SQLiteSchedules
 from funcplane.store.sqlite import SQLiteStore
 
@@ -78,6 +83,7 @@ class Settings:
     log_bytes_total: int = 64 * 1024 * 1024
     fd_reserve: int = 256
     asset_limits: AssetLimits = AssetLimits()
+    d1_limits: D1Limits = D1Limits()
 
 
 class Collaborator(Service):
@@ -253,6 +259,10 @@ class FuncplaneService(OrderedMultiService):
         self.assets = AssetStore(os.path.join(settings.data_dir, ASSETS_DIRECTORY), reactor)
         self.uploads = UploadSessions(reactor, self.assets, settings.asset_limits)
         self.store = SQLiteStore(self.data_dir.database, reactor)
+        self.d1 = Databases(
+            self.store, os.path.join(settings.data_dir, D1_DIRECTORY), reactor, settings.d1_limits
+        )
+        self.kv = KV(reactor, SQLiteKV(self.store))
         self.routes = RouteTable(settings.domain)
         self.logbook = LogBook(
             reactor,
@@ -341,6 +351,9 @@ class FuncplaneService(OrderedMultiService):
                 self.tails,
                 self.uploads,
                 schedules=self.scheduler,
+                kv=self.kv,
+                d1=self.d1,
+                d1_imports=D1Imports(reactor, self.d1),
             ),
             schedules=self.scheduler,
         )
@@ -376,7 +389,11 @@ class FuncplaneService(OrderedMultiService):
         # started, and stops (in reverse) before they do.
         #  - The data directory comes first: its lock keeps a second funcplane from killing
         #    our children, and the database, the token file and the sockets live in it.
-        #  - The store is open before anything reads it: the token's hash, the routes.
+        #  - The store is open before anything reads it: the token's hash, the routes;
+        #    the purge of expired KV keys runs only while it is.
+        #  - The D1 databases' registry reads the store; its directory and thread pool
+        #    exist before a request reaches it, and it closes every database before the
+        #    store closes.
         #  - The asset store's directory exists before a child is handed it, and its
         #    thread pool runs before an upload reaches it.
         #  - The runtime has asked the machine what it offers the children (setpriv, the
@@ -398,6 +415,8 @@ class FuncplaneService(OrderedMultiService):
         for name, part in [
             ("data-dir", self.data_dir),
             ("store", Collaborator(start=self.store.open, stop=self.store.close)),
+            ("kv-purge", KVPurge(reactor, self.kv)),
+            ("d1", self.d1),
             ("admin-token", self.admin_token),
             ("assets", self.assets),
             ("runtime", self.runtime),

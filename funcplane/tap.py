@@ -16,6 +16,7 @@ from twisted.python import usage
 
 from funcplane.admin.auth import TokenTooShort
 from funcplane.assets.sessions import AssetLimits
+from funcplane.d1.sql import Limits as D1Limits
 from funcplane.datadir import RUN_DIR, DataDirInUse
 from funcplane.edge.listener import ProxyLimits
 from funcplane.ordered import StoppedWhileStarting
@@ -102,6 +103,8 @@ class Options(usage.Options):
         ["fd-reserve", None, "256", "File descriptors kept free for what already runs: with fewer free, no other version starts (503) until some close. At least 16."],
         ["max-asset-file-bytes", None, "26214400", "Largest static asset file a version may have, in bytes (Cloudflare's limit: 25 MiB)."],
         ["max-asset-files", None, "20000", "Most static asset files a version may have (Cloudflare's limit: 20,000)."],
+        ["d1-statement-timeout", None, "30", "Seconds one D1 statement may run; a longer one is interrupted and its request rolled back."],
+        ["d1-max-database-mb", None, "500", "Largest size of one D1 database, in MiB; a write past it fails (SQLITE_FULL). Cloudflare's: 10 GB on paid plans. At least 1."],
     ]
     optFlags = [
         ["scale-to-zero", None, "Suspend idle latest versions too (by default a function's latest version stays running)."],
@@ -179,6 +182,10 @@ class Options(usage.Options):
         self["stop-grace"] = self._positive("stop-grace")
         self["idle-timeout"] = self._positive("idle-timeout")
         self["request-timeout"] = self._positive("request-timeout")
+        self["d1-statement-timeout"] = self._positive("d1-statement-timeout")
+        if not str(self["d1-max-database-mb"]).isdigit() or int(self["d1-max-database-mb"]) < 1:
+            raise usage.UsageError("--d1-max-database-mb must be a whole number of MiB, at least 1")
+        self["d1-max-database-mb"] = int(self["d1-max-database-mb"])
         try:
             self["freeze-after"] = float(self["freeze-after"])
         except ValueError:
@@ -338,6 +345,10 @@ def settings_from(options):
             max_file_bytes=options["max-asset-file-bytes"], max_files=options["max-asset-files"]
         ),
         admin_body_timeout=options["admin-body-timeout"],
+        d1_limits=D1Limits(
+            statement_seconds=options["d1-statement-timeout"],
+            max_bytes=options["d1-max-database-mb"] * MiB,
+        ),
         admin_auth_failures=options["max-auth-failures"],
     )
 

@@ -27,6 +27,7 @@ FORBIDDEN = {
     "store": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "funcplane.runtime", "klein"),
     "assets": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "funcplane.runtime", "klein", "werkzeug"),
     "schedule": ("funcplane.admin", "funcplane.edge", "klein", "werkzeug"),
+    "d1": ("funcplane.admin", "funcplane.edge", "funcplane.observe", "funcplane.runtime", "klein", "werkzeug"),
 }
 _PROBE = (
     "import importlib, json, sys\n"

@@ -285,13 +285,15 @@ class TreeTests(SynchronousTestCase):
     def test_named_children_in_order(self):
         """
         The tree's children are named, in the order they start: the data directory, the
-        store, the admin token, the asset store, the runtime, the supervisor, the upstream
-        pool, the routes, the scheduler, the tails and, last, the listener.
+        store, the purge of expired KV keys, the D1 databases, the admin token, the asset
+        store, the runtime,
+        the supervisor, the upstream pool, the routes, the scheduler, the tails and, last,
+        the listener.
         """
         service = self.build()
         self.assertEqual(
             [child.name for child in service],
-            ["data-dir", "store", "admin-token", "assets", "runtime", "supervisor",
+            ["data-dir", "store", "kv-purge", "d1", "admin-token", "assets", "runtime", "supervisor",
              "upstream-pool", "routes", "scheduler", "tails", "listener"],
         )
         self.assertIs(service.getServiceNamed("supervisor"), service.supervisor)
@@ -316,7 +318,7 @@ class TreeTests(SynchronousTestCase):
         service = self.build()
         self.assertIsInstance(service, FuncplaneService)
         self.assertFalse(service.running)
-        self.assertEqual([child.running for child in service], [0] * 11)
+        self.assertEqual([child.running for child in service], [0] * 13)
         self.assertEqual((self.reactor.tcpServers, self.reactor.unixServers), ([], []))
         self.assertEqual(self.reactor.getDelayedCalls(), [])
         self.assertFalse(os.path.exists(self.data_dir))

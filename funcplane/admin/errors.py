@@ -40,6 +40,15 @@ ADMIN_ERRORS = {
     errors.TooManyTails: (500, "internal_error"),
     # Only /client/v4 asks for Cloudflare features funcplane lacks.
     errors.NotSupported: (403, "not_supported"),
+    errors.NoSuchDatabase: (404, "database_not_found"),
+    errors.DatabaseExists: (409, "conflict"),
+    errors.DatabaseInUse: (409, "conflict"),
+    errors.SQLError: (400, "sql_error"),
+    errors.NoSuchNamespace: (404, "namespace_not_found"),
+    errors.NoSuchKey: (404, "key_not_found"),
+    errors.NamespaceTaken: (409, "conflict"),
+    errors.KeyTooLong: (414, "key_too_long"),
+    errors.ValueTooLarge: (413, "value_too_large"),
     errors.FuncplaneError: (500, "internal_error"),
 }
 CLOUDFLARE_ERRORS = {
@@ -65,6 +74,19 @@ CLOUDFLARE_ERRORS = {
     # Cloudflare's "not entitled" (the account lacks the feature), unless the error
     # carries Cloudflare's own code for its feature (NotSupported.cloudflare_code).
     errors.NotSupported: (403, 10015),
+    # D1's: "database not found" (wrangler acts on 7404), "a database with that name
+    # already exists" (7502), and a statement's failure (7500, SQLite's message).
+    errors.NoSuchDatabase: (404, 7404),
+    errors.DatabaseExists: (400, 7502),
+    errors.DatabaseInUse: (409, 7500),
+    errors.SQLError: (400, 7500),
+    # Workers KV's: "namespace not found", "key not found", "a namespace with this title
+    # already exists" (wrangler acts on 10014); the limits answer 414 and 413, as Cloudflare.
+    errors.NoSuchNamespace: (404, 10013),
+    errors.NoSuchKey: (404, 10009),
+    errors.NamespaceTaken: (400, 10014),
+    errors.KeyTooLong: (414, 10021),
+    errors.ValueTooLarge: (413, 10021),
     errors.FuncplaneError: (503, 10013),
 }
 # /api only: the code of a version that did not start says why (StartFailed.reason).

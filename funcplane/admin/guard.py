@@ -27,6 +27,14 @@ from funcplane.errors import Unauthorized
 _PUBLIC = re.compile(rb"(?:/health|/client/v4/tails/[0-9a-f]{32})\Z")
 # Asset bucket uploads carry an upload session's token, not the admin token.
 _ASSET_UPLOAD = re.compile(rb"/client/v4/accounts/[A-Za-z0-9-]{1,64}/workers/assets/upload\Z")
+# A Workers KV value (25 MiB, with its metadata) or bulk write: bigger than a script.
+_KV_WRITE = re.compile(
+    rb"/client/v4/accounts/[A-Za-z0-9-]{1,64}/storage/kv/namespaces/[^/]+/(values/.+|bulk)\Z"
+)
+KV_WRITE_BYTES = 100 * 1024 * 1024
+# A D1 import's upload carries the token of its URL (L{funcplane.d1.imports}), checked by
+# its route, not the admin token: wrangler PUTs to the URL as it was given.
+_D1_UPLOAD = re.compile(rb"/client/v4/d1/imports/[0-9a-f]{32}\Z")
 MISDIRECTED = b"function hosts are served on connections of their own; reconnect\n"
 
 
@@ -68,6 +76,8 @@ class AdminGuard:
         path = target.split(b"?", 1)[0]
         if method in (b"GET", b"HEAD") and _PUBLIC.match(path):
             return None
+        if method == b"PUT" and _D1_UPLOAD.match(path):
+            return None
         client = self.client_address(request)
         wait = self._throttle.retry_after(client)
         if wait is not None:
@@ -88,12 +98,15 @@ class AdminGuard:
 
     def body_limit(self, method, target, default):
         """
-        The largest body the request C{method} C{target} may have: C{default}, or an asset
-        upload's (one bucket of files, base64-encoded).
+        The largest body the request C{method} C{target} may have: C{default}, an asset
+        upload's (one bucket of files, base64-encoded), or a KV value's or bulk write's
+        (Cloudflare takes 100 MB in one bulk write).
         """
         path = target.split(b"?", 1)[0]
         if self._uploads is not None and method == b"POST" and _ASSET_UPLOAD.match(path):
             return max(default, self._uploads.limits.upload_body_bytes)
+        if method == b"PUT" and _KV_WRITE.match(path):
+            return max(default, KV_WRITE_BYTES)
         return default
 
     def _failed(self, client, path, error):

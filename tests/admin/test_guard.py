@@ -191,3 +191,30 @@ class FailureThrottleTests(SynchronousTestCase):
         self.assertIsNone(throttle.retry_after("2001:db8:1:3::1"))
         throttle.failed("::ffff:192.0.2.7")
         self.assertIsNotNone(throttle.retry_after("192.0.2.7"))
+
+
+class D1UploadTests(SynchronousTestCase):
+    """
+    A D1 import's upload URL (L{funcplane.d1.imports}) is served without the admin token:
+    its route checks the URL's token.
+    """
+
+    setUp = ThrottledSiteTests.setUp
+
+    def put(self, path):
+        channel = self.site.buildProtocol(None)
+        transport = StringTransport(peerAddress=IPv4Address("TCP", "198.51.100.7", 4000))
+        channel.makeConnection(transport)
+        channel.dataReceived(b"PUT " + path + b" HTTP/1.1\r\nHost: admin\r\nContent-Length: 2\r\n\r\nhi")
+        return transport.value().split(b"\r\n", 1)[0]
+
+    def test_upload_without_token(self):
+        """
+        A PUT to /client/v4/d1/imports/<32 hex> reaches the API with no token compared;
+        any other path, or a malformed token, needs the admin token.
+        """
+        upload = b"/client/v4/d1/imports/" + b"ab" * 16
+        self.assertEqual(self.put(upload), b"HTTP/1.1 200 OK")
+        self.assertEqual((self.checker.compared, self.admin.served), (0, [(upload, b"hi")]))
+        self.assertEqual(self.put(b"/client/v4/d1/imports/../x"), b"HTTP/1.1 401 Unauthorized")
+        self.assertEqual(self.put(b"/client/v4/d1/imports/" + b"AB" * 16), b"HTTP/1.1 401 Unauthorized")

@@ -65,8 +65,6 @@ class NewWorkerTests(base.WranglerCase):
         self.fp = await Funcplane(self).start()
         self.addCleanup(self.fp.remove)
         cases = [
-            (("kv", "namespace", "create", "cache"), "Workers KV is not yet supported by funcplane"),
-            (("d1", "list"), "D1 is not yet supported by funcplane"),
             (("r2", "bucket", "create", "photos"), "R2 is not supported by funcplane"),
             (("queues", "create", "jobs"), "Queues are not supported by funcplane"),
         ]

@@ -1,7 +1,7 @@
 """
 The account and the user, for C{wrangler whoami} and for runs without an account id,
-and the account-wide lists wrangler reads on the way (the workers subdomain, KV
-namespaces).  funcplane has one account, C{funcplane}.
+and the workers subdomain wrangler reads on the way (KV namespaces are
+L{funcplane.admin.cloudflare.kv}'s).  funcplane has one account, C{funcplane}.
 """
 
 from funcplane.admin.cloudflare.app import ACCOUNT, app, checked, ok
@@ -12,18 +12,13 @@ ACCOUNT_INFO = {"id": "funcplane", "name": "funcplane"}
 
 class AccountRoutes:
     """
-    C{/accounts}, C{/memberships}, C{/user}, and account-wide lists.
+    C{/accounts}, C{/memberships}, C{/user}, and the workers subdomain.
     """
 
     @app.route(ACCOUNT + "/workers/subdomain", methods=["GET"])
     @checked
     async def subdomain(self, request):
         return ok(request, {"subdomain": SUBDOMAIN})
-
-    @app.route(ACCOUNT + "/storage/kv/namespaces", methods=["GET"])
-    @checked
-    async def kv_namespaces(self, request):
-        return ok(request, [])
 
     @app.route("/accounts", methods=["GET"])
     async def accounts(self, request):

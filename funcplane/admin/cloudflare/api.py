@@ -20,7 +20,9 @@ from funcplane.admin.cloudflare.accounts import AccountRoutes
 from funcplane.admin.cloudflare.aliases import AliasRoutes
 from funcplane.admin.cloudflare.assets import AssetRoutes
 from funcplane.admin.cloudflare.content import ContentRoutes
+from funcplane.admin.cloudflare.d1 import D1Routes
 from funcplane.admin.cloudflare.deployments import DeploymentRoutes
+from funcplane.admin.cloudflare.kv import KVRoutes
 from funcplane.admin.cloudflare.schedules import ScheduleRoutes
 from funcplane.admin.cloudflare.scripts import ScriptRoutes
 from funcplane.admin.cloudflare.secrets import SecretRoutes
@@ -40,6 +42,8 @@ class CloudflareAPI(
     AccountRoutes,
     AssetRoutes,
     ScheduleRoutes,
+    D1Routes,
+    KVRoutes,
 ):
     """
     The Cloudflare v4 subset: one Klein app (L{funcplane.admin.cloudflare.app.app}) whose
@@ -55,12 +59,16 @@ class CloudflareAPI(
         L{None} (uploads with assets are refused).
     @param schedules: the L{funcplane.schedule.scheduler.Scheduler} of cron triggers, or L{None}
         (their routes are refused).
+    @param d1: the L{funcplane.d1.registry.Databases} of D1 databases, or L{None} (their
+        routes are refused); with it, C{d1_imports}, the L{funcplane.d1.imports.Imports}.
+    @param kv: the L{funcplane.kv.KV} of Workers KV namespaces, or L{None} (their routes
+        are refused).
     """
 
     app = v4.app
     add_cloudflare_error_handling(app)
 
-    def __init__(self, platform, checker, limits, clock, tails, assets=None, schedules=None):
+    def __init__(self, platform, checker, limits, clock, tails, assets=None, schedules=None, kv=None, d1=None, d1_imports=None):
         self._platform = platform
         self._checker = checker
         self._limits = limits
@@ -68,6 +76,9 @@ class CloudflareAPI(
         self._tails = tails
         self._assets = assets
         self._schedules = schedules
+        self._kv = kv
+        self._d1 = d1
+        self._d1_imports = d1_imports
 
     def resource(self):
         return self.app.resource()

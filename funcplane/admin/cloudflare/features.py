@@ -39,13 +39,23 @@ class Feature:
 
 KV = Feature(
     "Workers KV",
-    "Workers KV is not yet supported by funcplane: KV namespaces cannot be created, read,"
-    " written or bound. Keep settings in [vars] and secrets until it is.",
+    "Workers KV bindings are not yet supported by funcplane: KV namespaces and their keys"
+    " exist (wrangler kv namespace, kv key and kv bulk with --remote), but a worker cannot"
+    " bind one yet. Remove [[kv_namespaces]] from wrangler.toml, or keep settings in [vars]"
+    " and secrets, until it can.",
 )
 D1 = Feature(
-    "D1",
-    "D1 is not yet supported by funcplane: databases cannot be created, queried or bound."
-    " Reach a database over fetch() until it is.",
+    "D1 export and time travel",
+    "D1 export and time travel are not supported by funcplane: its D1 databases can be"
+    " created, listed, queried, imported into (wrangler d1 execute --remote --file) and"
+    " migrated, but not exported or restored; export with wrangler d1 execute --remote"
+    " --command \"SELECT ...\" instead.",
+)
+D1_BINDING = Feature(
+    "D1 bindings",
+    "D1 bindings are not yet supported by funcplane: D1 databases exist (wrangler d1 create,"
+    " execute --remote and migrations apply --remote work), but a worker cannot bind one yet."
+    " Remove [[d1_databases]] from wrangler.toml to deploy the rest of the worker.",
 )
 DURABLE_OBJECTS = Feature(
     "Durable Objects",
@@ -170,7 +180,7 @@ SECRET_KEYS = Feature(
 # Binding type -> the feature it needs.
 BINDING_FEATURES = {
     "kv_namespace": KV,
-    "d1": D1,
+    "d1": D1_BINDING,
     "durable_object_namespace": DURABLE_OBJECTS,
     "r2_bucket": R2,
     "queue": QUEUES,

@@ -1,14 +1,14 @@
 """
 The routes wrangler 4.86 calls for the Cloudflare features funcplane does not have
-(L{funcplane.admin.cloudflare.features}), each answering its feature's error: its C{kv},
-C{d1}, C{r2}, C{queues}, C{workflows}, C{hyperdrive}, C{vectorize}, C{pages},
+(L{funcplane.admin.cloudflare.features}), each answering its feature's error: its C{d1},
+C{r2}, C{queues}, C{workflows}, C{hyperdrive}, C{vectorize}, C{pages},
 C{dispatch-namespace}, C{containers}... commands, C{dev --remote}, and C{deploy} or
 C{triggers deploy} with routes, custom domains, queues or workflows.  Each refuses every
 method on its path and, for a prefix, on every path under it.
 
 What funcplane does answer under these prefixes has routes of its own, which win (werkzeug
-prefers the more specific rule): C{GET .../storage/kv/namespaces} lists none, as
-C{wrangler delete} needs, and C{GET .../workers/subdomain} names the account's subdomain.
+prefers the more specific rule): C{GET .../workers/subdomain} names the account's
+subdomain.  Workers KV's routes are L{funcplane.admin.cloudflare.kv}'s.
 """
 
 from funcplane.admin.cloudflare import features as f
@@ -17,7 +17,6 @@ from funcplane.admin.cloudflare.app import ACCOUNT, SCRIPT, app, checked
 EVERY_METHOD = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 # (path, feature, methods, whether every path under it is refused too).
 REFUSED = (
-    (ACCOUNT + "/storage/kv", f.KV, EVERY_METHOD, True),
     (ACCOUNT + "/d1", f.D1, EVERY_METHOD, True),
     (ACCOUNT + "/workers/durable_objects", f.DURABLE_OBJECTS, EVERY_METHOD, True),
     (ACCOUNT + "/r2", f.R2, EVERY_METHOD, True),

@@ -15,11 +15,13 @@ from funcplane.admin.api import AdminAPI
 from funcplane.admin.auth import TokenChecker, token_hash
 from funcplane.admin.cloudflare.api import CloudflareAPI
 from funcplane.admin.parse import Limits
+from funcplane.kv import KV
 from funcplane.observe.logbook import LogBook
 from funcplane.observe.tails import Tails
 from funcplane.platform import Platform
 from funcplane.routing import RouteTable
 from funcplane.runtime.supervisor import Supervisor
+from funcplane.store.kv import SQLiteKV
 from tests.admin.cloudflare.test_upload import CONTENT_TYPE, body, metadata, module
 from tests.fakes import AUTH, FakeLauncher, TOKEN, memory_store
 
@@ -68,7 +70,9 @@ class CloudflareCase(SynchronousTestCase):
         )
         checker = self.checker = TokenChecker(token_hash(TOKEN))
         limits = Limits(max_code_bytes=10_000)
-        cloudflare = CloudflareAPI(self.platform, checker, limits, self.clock, self.tails)
+        namespace_ids = iter(f"{i:032x}" for i in range(0xA1, 0xFFFF))
+        self.kv = KV(self.clock, SQLiteKV(self.store), new_id=lambda: next(namespace_ids))
+        cloudflare = CloudflareAPI(self.platform, checker, limits, self.clock, self.tails, kv=self.kv)
         self.api = AdminAPI(self.platform, checker, limits, "func.local", 8081, clock=self.clock, cloudflare=cloudflare)
         self.client = StubTreq(self.api.resource())
         self.seen = []

@@ -124,7 +124,7 @@ class BindingTypeTests(CloudflareCase):
         """
         cases = [
             ({"name": "CACHE", "type": "kv_namespace", "namespace_id": "0f2a"}, features.KV),
-            ({"name": "DB", "type": "d1", "id": "6f0a"}, features.D1),
+            ({"name": "DB", "type": "d1", "id": "6f0a"}, features.D1_BINDING),
             ({"name": "COUNTER", "type": "durable_object_namespace", "class_name": "Counter"},
              features.DURABLE_OBJECTS),
             ({"name": "PHOTOS", "type": "r2_bucket", "bucket_name": "photos"}, features.R2),

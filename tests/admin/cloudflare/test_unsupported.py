@@ -31,17 +31,13 @@ class WranglerCallTests(CloudflareCase):
 
     def test_storage(self):
         """
-        KV and D1 (not yet supported), R2 (Cloudflare's 10042) and Durable Objects
-        (Cloudflare's 10084): wrangler's kv, d1, r2 commands and a deploy's Durable Object
-        lookup.
+        D1's export and time travel (not supported), R2 (Cloudflare's 10042) and Durable Objects (Cloudflare's
+        10084): wrangler's d1 export, r2 commands and a deploy's Durable Object lookup; KV's
+        feature names what is missing, its binding.
         """
         calls = [
-            ("POST", BASE + "/storage/kv/namespaces", {"title": "cache"}, refusal(features.KV)),
-            ("GET", BASE + "/storage/kv/namespaces/0f2ac74b/keys?prefix=", None, refusal(features.KV)),
-            ("PUT", BASE + "/storage/kv/namespaces/0f2ac74b/values/k", b"v", refusal(features.KV)),
-            ("DELETE", BASE + "/storage/kv/namespaces/0f2ac74b", None, refusal(features.KV)),
-            ("GET", BASE + "/d1/database?page=1&per_page=1000", None, refusal(features.D1)),
-            ("POST", BASE + "/d1/database/6f0a/query", {"sql": "SELECT 1"}, refusal(features.D1)),
+            ("POST", BASE + "/d1/database/6f0a/export", {"output_format": "polling"}, refusal(features.D1)),
+            ("GET", BASE + "/d1/database/6f0a/time_travel/bookmark", None, refusal(features.D1)),
             ("PUT", BASE + "/r2/buckets/photos", None, refusal(features.R2, 10042)),
             ("GET", BASE + "/r2/buckets/photos/objects/a.png", None, refusal(features.R2, 10042)),
             ("GET", BASE + "/workers/durable_objects/namespaces?per_page=1000", None,
@@ -51,8 +47,10 @@ class WranglerCallTests(CloudflareCase):
             self.assertEqual(self.call(method, url, data), expected, (method, url))
         self.assertEqual(
             features.KV.message,
-            "Workers KV is not yet supported by funcplane: KV namespaces cannot be created,"
-            " read, written or bound. Keep settings in [vars] and secrets until it is.",
+            "Workers KV bindings are not yet supported by funcplane: KV namespaces and their"
+            " keys exist (wrangler kv namespace, kv key and kv bulk with --remote), but a"
+            " worker cannot bind one yet. Remove [[kv_namespaces]] from wrangler.toml, or keep"
+            " settings in [vars] and secrets, until it can.",
         )
         self.assertEqual(
             features.DURABLE_OBJECTS.message,
@@ -148,9 +146,9 @@ class WranglerCallTests(CloudflareCase):
 
     def test_what_still_answers(self):
         """
-        Under the refused prefixes, what wrangler needs to succeed still does: the empty
-        KV namespace list (wrangler delete cleans up Workers Sites with it) and the
-        account's workers.dev subdomain (read on every deploy).
+        Under the refused prefixes, what wrangler needs to succeed still does: the KV
+        namespace list, empty here (wrangler delete cleans up Workers Sites with it), and
+        the account's workers.dev subdomain (read on every deploy).
         """
         self.assertEqual(self.ok("GET", BASE + "/storage/kv/namespaces?per_page=100&order=title&direction=asc&page=1"), [])
         self.assertEqual(self.ok("GET", BASE + "/workers/subdomain"), {"subdomain": "funcplane"})
