@@ -2,7 +2,7 @@
 Workers KV: the use cases on namespaces and keys (L{KV}), Cloudflare's limits with its
 messages (miniflare's, word for word), and the part of the service that purges expired
 keys (L{KVPurge}).  The Cloudflare API's routes (L{funcplane.admin.cloudflare.kv}) call
-L{KV}; the binding inside workerd will call the same.
+L{KV}; so does the binding inside workerd (L{funcplane.kv_binding}).
 
 Time is the clock's: a key whose expiration is at or before C{clock.seconds()} is never
 returned, and is deleted when read, listed, or purged.
@@ -18,6 +18,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from funcplane import errors, ids
+from funcplane.model import KV_NAMESPACE
 from funcplane.store.kv import Entry
 
 KEY_BYTES = 512
@@ -163,13 +164,6 @@ def entry(now, name, value, metadata=None, expires=None, expires_ttl=None):
     return Entry(name, check_metadata(metadata), expiration(now, expires, expires_ttl), value)
 
 
-def no_bindings(namespace_id):
-    """
-    The bindings of deployed versions that name a namespace: none, until KV bindings exist.
-    """
-    return ()
-
-
 class KV:
     """
     The KV use cases.  Each returns a Deferred (or is a coroutine) of the store's answer;
@@ -178,16 +172,16 @@ class KV:
     @param clock: an C{IReactorTime}; its C{seconds()} decide what has expired.
     @param store: a L{funcplane.store.kv.SQLiteKV}.
     @param new_id: makes a namespace's id (32 hex digits).
-    @param bindings: C{bindings(namespace_id)} -> the C{"function:version BINDING"}
-        descriptions of the deployed versions that bind it; a namespace with any is not
-        deleted.
+    @param bindings: C{bindings(namespace_id)} -> a Deferred of the
+        C{"function:version BINDING"} descriptions of the deployed versions that bind it; a
+        namespace with any is not deleted.  By default the store's C{bound_by}.
     """
 
-    def __init__(self, clock, store, new_id=ids.new_id, bindings=no_bindings):
+    def __init__(self, clock, store, new_id=ids.new_id, bindings=None):
         self._clock = clock
         self._store = store
         self._new_id = new_id
-        self._bindings = bindings
+        self._bindings = bindings if bindings is not None else store.bound_by
 
     def now(self):
         return self._clock.seconds()
@@ -206,13 +200,29 @@ class KV:
 
     async def delete_namespace(self, namespace_id):
         await self._store.namespace(namespace_id)
-        bound = tuple(self._bindings(namespace_id))
+        bound = tuple(await self._bindings(namespace_id))
         if bound:
             raise errors.Conflict(
                 f"namespace {namespace_id} is bound by {', '.join(bound)}: deploy those"
                 " versions without the binding first"
             )
         await self._store.delete_namespace(namespace_id)
+
+    async def check_bindings(self, bindings):
+        """
+        Refuse C{bindings} (L{funcplane.model.Binding}s) if one names a KV namespace that
+        does not exist: every namespace id a version binds is then funcplane's own.
+        """
+        for binding in bindings:
+            if binding.type != KV_NAMESPACE:
+                continue
+            try:
+                await self._store.namespace(binding.value)
+            except errors.NoSuchNamespace:
+                raise errors.InvalidBinding(
+                    f"KV namespace '{binding.value[:64]}' is not valid: binding {binding.name}"
+                    " names no namespace of this account (wrangler kv namespace list shows them)"
+                )
 
     def get(self, namespace_id, name):
         return self._store.get(namespace_id, check_length(name), self.now())

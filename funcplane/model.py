@@ -18,11 +18,13 @@ SCRIPT = "script"
 MODULE_KINDS = TEXT_KINDS + BINARY_KINDS + (SCRIPT,)
 
 # Binding types, by Cloudflare's names: a string, a JSON value (kept as its JSON text), a
-# secret string (never shown by any API).
+# secret string (never shown by any API), a Workers KV namespace (its value is the
+# namespace's id, funcplane's own).
 PLAIN_TEXT = "plain_text"
 JSON = "json"
 SECRET_TEXT = "secret_text"
-BINDING_TYPES = (PLAIN_TEXT, JSON, SECRET_TEXT)
+KV_NAMESPACE = "kv_namespace"
+BINDING_TYPES = (PLAIN_TEXT, JSON, SECRET_TEXT, KV_NAMESPACE)
 
 
 @frozen

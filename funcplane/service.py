@@ -29,6 +29,7 @@ from funcplane.edge.listener import ProxyFactory, ProxyLimits
 from funcplane.edge.upstream import UpstreamPool
 from funcplane.errors import Unauthorized
 from funcplane.kv import KV, KVPurge
+from funcplane.kv_binding import kv_site
 from funcplane.observe.logbook import LogBook
 from funcplane.observe.tails import Tails
 from funcplane.ordered import OrderedMultiService
@@ -38,6 +39,7 @@ from funcplane.runtime.descriptors import DescriptorReserve, raise_open_files_li
 from funcplane.runtime.lifecycle import Lifecycle
 from funcplane.runtime.host import ChildRuntime, RuntimeChoices
 from funcplane.runtime.limits import ChildLimits
+from funcplane.runtime.storage import StorageChannel
 from funcplane.runtime.supervisor import Supervisor
 from funcplane.runtime.delivery import EventsClient
 from funcplane.runtime.watchdog import SpinWatch
@@ -290,6 +292,7 @@ class FuncplaneService(OrderedMultiService):
             ),
             logbook=self.logbook,
             open_files=raise_open_files_limit,
+            storage=StorageChannel(reactor, kv_site(self.kv, reactor)),
         )
         lifecycle = Lifecycle(
             idle_timeout=settings.idle_timeout,
@@ -356,6 +359,7 @@ class FuncplaneService(OrderedMultiService):
                 d1_imports=D1Imports(reactor, self.d1),
             ),
             schedules=self.scheduler,
+            kv=self.kv,
         )
         proxy = ProxyFactory(
             self.routes,

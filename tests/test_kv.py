@@ -125,7 +125,7 @@ class KVTests(SynchronousTestCase):
         self.bound = {}
         self.kv = kv.KV(
             self.clock, SQLiteKV(memory_store(self)), new_id=lambda: "f" * 32,
-            bindings=lambda namespace_id: self.bound.get(namespace_id, ()),
+            bindings=lambda namespace_id: succeed(self.bound.get(namespace_id, ())),
         )
         self.ns = self.successResultOf(self.kv.create_namespace("cache")).id
 

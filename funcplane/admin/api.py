@@ -23,6 +23,7 @@ from funcplane.admin.parse import (
     parse_json_object,
     required_string,
 )
+from funcplane.admin.cloudflare.shapes import public_binding
 from funcplane.admin.syntax import detect_format, detect_format_later
 from funcplane.model import MODULE
 from funcplane.names import check_label
@@ -81,7 +82,9 @@ class AdminAPI:
         clock=None,
         cloudflare=None,
         schedules=None,
+        kv=None,
     ):
+        self._kv = kv
         self._platform = platform
         self._checker = checker
         self._limits = limits
@@ -132,6 +135,10 @@ class AdminAPI:
         detected = await self._detect_format(body)
         deployment = parse_deployment(name, body, self._limits, detected)
         crons = parse_crons(body["crons"]) if body.get("crons") is not None else None
+        if self._kv is not None:
+            await self._kv.check_bindings(deployment.bindings)
+        elif body.get("kv_namespaces"):
+            raise errors.InvalidBinding("this funcplane has no Workers KV")
         try:
             version = (await self._platform.deploy(deployment)).version
         except errors.StartFailed as e:
@@ -226,6 +233,7 @@ class AdminAPI:
                     "restarts": v.runtime.restarts,
                     "compatibilityDate": v.info.compatibility_date,
                     "compatibilityFlags": list(v.info.compatibility_flags),
+                    "bindings": [public_binding(b) for b in v.info.bindings],
                     "url": self._url(self._host(info.name, v.info.name)),
                 }
                 for v in state.versions

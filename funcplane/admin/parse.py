@@ -9,13 +9,13 @@ import json
 import attrs
 
 from funcplane.admin.syntax import detect_format
-from funcplane.errors import CodeTooLarge, InvalidEnvironment, InvalidRequest
-from funcplane.model import FORMATS, Deployment, script_modules, text_bindings
+from funcplane.errors import CodeTooLarge, InvalidBinding, InvalidEnvironment, InvalidRequest
+from funcplane.model import FORMATS, KV_NAMESPACE, Binding, Deployment, script_modules, text_bindings
 from funcplane.names import check_env_name, check_label
 
 # The fields each body of C{/api} may have.
 DEPLOY_FIELDS = ("runtime", "code", "version", "alias", "format", "env_vars", "compatibility_date", "compatibility_flags",
-                 "crons")
+                 "crons", "kv_namespaces")
 ROLLBACK_FIELDS = ("version", "alias")
 ALIAS_FIELDS = ("version",)
 # JSON nested deeper than this is refused (Python's own parser would give up near 1,000).
@@ -154,6 +154,30 @@ def parse_env(value, limits):
     return tuple(pairs)
 
 
+def parse_kv_namespaces(value, taken):
+    """
+    KV namespace bindings from a deploy body's C{kv_namespaces}, C{[{"binding", "id"}]}
+    (as in wrangler.toml); C{taken} are the names already bound.
+    """
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise InvalidBinding("'kv_namespaces' must be a list of {\"binding\", \"id\"} objects")
+    found, names = [], set(taken)
+    for entry in value:
+        if not isinstance(entry, dict) or set(entry) - {"binding", "id"}:
+            raise InvalidBinding("each of 'kv_namespaces' must be an object with 'binding' and 'id'")
+        name, namespace_id = entry.get("binding"), entry.get("id")
+        check_env_name(name)
+        if not isinstance(namespace_id, str) or not namespace_id:
+            raise InvalidBinding(f"KV binding {name} needs a string 'id'")
+        if name in names:
+            raise InvalidBinding(f"binding {name} is given twice")
+        names.add(name)
+        found.append(Binding(name, KV_NAMESPACE, namespace_id))
+    return tuple(found)
+
+
 def parse_deployment(function, body, limits, detected=None):
     """
     Validate a deploy request for C{function} into a L{Deployment}.
@@ -185,11 +209,12 @@ def parse_deployment(function, body, limits, detected=None):
     elif fmt not in FORMATS:
         raise InvalidRequest(f"'format' must be \"module\" or \"service-worker\", not {fmt[:40]!r}")
     date, flags = compatibility_fields(body)
+    env = text_bindings(parse_env(body.get("env_vars"), limits))
     return Deployment(
         function=function,
         format=fmt,
         modules=script_modules(code, fmt),
-        bindings=text_bindings(parse_env(body.get("env_vars"), limits)),
+        bindings=env + parse_kv_namespaces(body.get("kv_namespaces"), [b.name for b in env]),
         version=version,
         alias=alias,
         metadata={"source": "api"},

@@ -15,8 +15,8 @@ from importlib.resources import files
 import attrs
 import capnp
 
-from funcplane.model import JSON, MODULE, TEXT_KINDS
-from funcplane.runtime import assets, events
+from funcplane.model import JSON, KV_NAMESPACE, MODULE, TEXT_KINDS
+from funcplane.runtime import assets, events, storage
 
 capnp.remove_import_hook()
 
@@ -106,14 +106,20 @@ class ConfigBuilder:
         self._settings = settings
         self._schema = schema if schema is not None else load_schema()
 
-    def build(self, spec):
+    def build(self, spec, child_id=None):
         """
         The config message for L{VersionSpec} C{spec}, as bytes.  The socket has no
         address: the supervisor hands workerd a listening socket with C{--socket-fd}.
+        A version that binds KV namespaces reaches them on the storage socket of child
+        C{child_id} (L{funcplane.runtime.storage}).
         """
         settings = self._settings
         config = self._schema.Config.new_message()
-        main, internet, *asset_services = config.init("services", 2 + assets.service_count(spec))
+        stored = storage.service_count(spec)
+        if stored and child_id is None:
+            raise ValueError("a version that binds storage needs its child's id")
+        main, internet, *more = config.init("services", 2 + assets.service_count(spec) + stored)
+        asset_services, storage_services = more[: len(more) - stored], more[len(more) - stored :]
 
         main.name = MAIN_SERVICE
         worker = main.init("worker")
@@ -138,6 +144,8 @@ class ConfigBuilder:
             binding.name = source.name
             if source.type == JSON:
                 binding.json = source.value
+            elif source.type == KV_NAMESPACE:
+                binding.init("kvNamespace").name = storage.kv_service(spec, source.value)
             else:
                 binding.text = source.value
         if assets.binding_count(spec):
@@ -153,6 +161,8 @@ class ConfigBuilder:
             assets.fill_services(
                 *asset_services, spec, MAIN_SERVICE, EGRESS_SERVICE, settings.compatibility_date
             )
+
+        storage.fill_services(storage_services, spec, child_id)
 
         socket, *events_socket = config.init("sockets", 1 + events.takes_events(spec))
         socket.name = SOCKET_NAME

@@ -93,6 +93,8 @@ class ChildRuntime(Service):
     @param open_files: raises funcplane's limit of open files at start and returns
         C{(before, after, error)} (see
         L{funcplane.runtime.descriptors.raise_open_files_limit}); L{None} leaves it alone.
+    @param storage: the L{funcplane.runtime.storage.StorageChannel} of children that bind
+        KV namespaces, or L{None}.
     @ivar confiner: the L{funcplane.runtime.limits.IChildLimits} in force, once started.
     @ivar compatibility: the L{Compatibility} versions are checked against, once started.
     """
@@ -100,8 +102,16 @@ class ChildRuntime(Service):
     log = Logger()
 
     def __init__(
-        self, reactor, choices, logbook=None, machine=Machine, in_thread=None, open_files=None
+        self,
+        reactor,
+        choices,
+        logbook=None,
+        machine=Machine,
+        in_thread=None,
+        open_files=None,
+        storage=None,
     ):
+        self._storage = storage
         self._reactor = reactor
         self._open_files = open_files
         self._in_thread = in_thread
@@ -160,6 +170,7 @@ class ChildRuntime(Service):
             in_thread=self._in_thread,
             max_line_bytes=choices.max_log_line_bytes,
             assets_dir=choices.assets_dir,
+            storage=self._storage,
         )
         return Deferred.fromCoroutine(self._ask_compatibility())
 

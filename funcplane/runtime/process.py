@@ -15,7 +15,8 @@ import signal
 import socket
 import uuid
 
-from twisted.internet.defer import succeed
+from twisted.internet.defer import maybeDeferred, succeed
+from twisted.logger import Logger
 from twisted.internet.threads import deferToThreadPool
 from twisted.internet.error import ProcessExitedAlready
 from zope.interface import implementer
@@ -23,7 +24,7 @@ from zope.interface import implementer
 from funcplane.errors import StartFailed
 from funcplane.interfaces import IChild, IRuntimeLauncher
 from funcplane.runtime.assets import ASSETS_FD
-from funcplane.runtime import events
+from funcplane.runtime import events, storage
 from funcplane.runtime.config import SOCKET_NAME
 from funcplane.runtime.lines import DEFAULT_MAX_LINE_BYTES
 from funcplane.runtime.protocol import CONTROL_FD, WorkerdProtocol, _Observers
@@ -39,13 +40,26 @@ class Child:
 
     It is ready once workerd listens and, when it is confined, once it is in its limits
     (C{confined}, a Deferred firing with an L{funcplane.runtime.limits.IConfinement}); a
-    failure of either fails the start and kills the process.
+    failure of either fails the start and kills the process.  A child whose version binds
+    storage has a C{channel} (the listening port of its storage socket), closed when it ends.
     """
 
+    log = Logger()
+
     def __init__(
-        self, clock, spec, protocol, transport, socket_path, startup_timeout, confined=None
+        self,
+        clock,
+        spec,
+        protocol,
+        transport,
+        socket_path,
+        startup_timeout,
+        confined=None,
+        channel=None,
     ):
         self.spec = spec
+        self._channel = channel
+        self._ended = _Observers()
         self.socket_path = socket_path
         self._clock = clock
         self._protocol = protocol
@@ -63,6 +77,7 @@ class Child:
         )
         self._ready.when().addCallback(self._settled)
         protocol.ended.when().addCallback(self._settled)
+        protocol.ended.when().addCallback(self._close_channel)
 
     @property
     def pid(self):
@@ -91,6 +106,16 @@ class Child:
             self._timeout.cancel()
         if self._protocol.ended.done and self._kill_call is not None and self._kill_call.active():
             self._kill_call.cancel()
+
+    def _close_channel(self, reason):
+        # The storage socket (funcplane.runtime.storage) lives as long as the child: it has
+        # ended only once that socket is closed and removed.
+        if self._channel is None:
+            self._ended.fire(reason)
+            return
+        closing = maybeDeferred(self._channel.stopListening)
+        closing.addErrback(lambda f: self.log.failure("closing a child's storage socket failed", f))
+        closing.addCallback(lambda _: self._ended.fire(reason))
 
     def _remove_socket(self, _):
         # workerd never removes its socket; this runs before anyone can start the version
@@ -136,7 +161,7 @@ class Child:
         return self._ready.when().addCallback(check)
 
     def when_ended(self):
-        return self._protocol.ended.when()
+        return self._ended.when()
 
     def stderr_tail(self):
         """
@@ -226,6 +251,9 @@ class WorkerdLauncher:
         assets gets a descriptor (L{funcplane.runtime.assets.ASSETS_FD}), or L{None}.
     @param max_line_bytes: the longest line of a child's output that is kept; the rest of
         a longer one is dropped (and the line says how much).
+    @param storage: the L{funcplane.runtime.storage.StorageChannel} that gives a child
+        whose version binds KV namespaces its storage socket, or L{None} (such a version
+        then does not start).
     """
 
     def __init__(
@@ -243,7 +271,9 @@ class WorkerdLauncher:
         env=None,
         max_line_bytes=DEFAULT_MAX_LINE_BYTES,
         assets_dir=None,
+        storage=None,
     ):
+        self._storage = storage
         self._reactor = reactor
         self._binary = binary
         self._run_dir = run_dir
@@ -284,9 +314,11 @@ class WorkerdLauncher:
         return workerd[0], workerd
 
     def launch(self, spec):
-        blob = self._builder.build(spec)
         name = uuid.uuid4().hex
+        blob = self._builder.build(spec, name)
         path = os.path.join(self._run_dir, name + ".sock")
+        open_channel = self._storage_channel(spec, name)
+        channel = None
         config_fd = os.memfd_create("funcplane-config", os.MFD_CLOEXEC)
         listening = None
         store_fd = None
@@ -309,6 +341,8 @@ class WorkerdLauncher:
                     raise StartFailed("this funcplane has no asset store for the version's assets")
                 store_fd = os.open(self._assets_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                 child_fds[ASSETS_FD] = store_fd
+            if open_channel is not None:
+                channel = open_channel()
             transport = self._reactor.spawnProcess(
                 protocol,
                 executable,
@@ -326,6 +360,10 @@ class WorkerdLauncher:
                     **child_fds,
                 },
             )
+        except BaseException:
+            if channel is not None:
+                channel.stopListening()
+            raise
         finally:
             os.close(config_fd)
             if store_fd is not None:
@@ -341,8 +379,26 @@ class WorkerdLauncher:
             # request until it is done.
             confined = self._in_thread(self._limits.confine, transport.pid, name)
         return Child(
-            self._reactor, spec, protocol, transport, path, self._startup_timeout, confined
+            self._reactor,
+            spec,
+            protocol,
+            transport,
+            path,
+            self._startup_timeout,
+            confined,
+            channel,
         )
+
+    def _storage_channel(self, spec, name):
+        """
+        L{None}, or for a version that binds storage, what makes its child's socket.
+        """
+        if not storage.binds_storage(spec):
+            return None
+        if self._storage is None:
+            raise StartFailed("this funcplane has no storage channel for the version's KV bindings")
+        directory = children_directory(self._run_dir)
+        return lambda: self._storage.listen(directory, name, spec, self._user)
 
 
 CHILDREN_DIR = "children"
@@ -352,7 +408,7 @@ def children_directory(run_dir):
     """
     The children's working directory, inside the run directory. workerd opens its working
     directory, so a child running as another user must be able to search it (0711); it
-    holds nothing.
+    holds only the children's storage sockets (L{funcplane.runtime.storage}).
     """
     return os.path.join(run_dir, CHILDREN_DIR)
 
@@ -408,10 +464,13 @@ def clean_run_dir(run_dir, kill=os.kill, proc="/proc"):
             kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    sockets = [name for name in os.listdir(run_dir) if name.endswith(".sock")]
-    for name in sockets:
+    children = children_directory(run_dir)
+    sockets = [os.path.join(run_dir, name) for name in os.listdir(run_dir) if name.endswith(".sock")]
+    if os.path.isdir(children):
+        sockets += [os.path.join(children, n) for n in os.listdir(children) if n.endswith(".sock")]
+    for path in sockets:
         try:
-            os.unlink(os.path.join(run_dir, name))
+            os.unlink(path)
         except FileNotFoundError:
             pass
     return len(orphans), len(sockets)

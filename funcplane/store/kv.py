@@ -183,6 +183,27 @@ def delete(txn, namespace_id, names):
     )
 
 
+def bound_by(txn, namespace_id):
+    """
+    C{"function:version BINDING"} for each binding of namespace C{namespace_id} by a
+    deployed version: a function's latest, one of its newest deployment's, or an alias's.
+    """
+    txn.execute(
+        "SELECT f.name, v.name, json_extract(b.value, '$[0]')"
+        " FROM versions v JOIN functions f ON f.id = v.function_id, json_each(v.bindings) b"
+        " WHERE json_extract(b.value, '$[1]') = 'kv_namespace'"
+        " AND json_extract(b.value, '$[2]') = ?"
+        " AND (v.id = f.latest_version_id"
+        "  OR v.id IN (SELECT version_id FROM aliases WHERE function_id = f.id)"
+        "  OR v.id IN (SELECT dv.version_id FROM deployment_versions dv"
+        "   WHERE dv.deployment_id = (SELECT d.id FROM deployments d WHERE d.function_id = f.id"
+        "    ORDER BY d.created_at DESC, d.rowid DESC LIMIT 1)))"
+        " ORDER BY f.name, v.name",
+        (namespace_id,),
+    )
+    return [f"{function}:{version} {binding}" for function, version, binding in txn.fetchall()]
+
+
 def purge(txn, now):
     """
     Delete every key expired at C{now}; return how many.
@@ -232,3 +253,6 @@ class SQLiteKV:
 
     def purge(self, now):
         return self._store.interaction(purge, now)
+
+    def bound_by(self, namespace_id):
+        return self._store.interaction(bound_by, namespace_id)

@@ -240,7 +240,7 @@ class AdminAPITests(APICase):
             "url": "http://hello.func.local:8081",
             "versions": [{"name": "v1", "id": "id0", "createdAt": "2027-01-15T08:00:00.000Z", "state": "running",
                           "pid": pid, "lastRequestAt": None, "restarts": 0,
-                          "compatibilityDate": None, "compatibilityFlags": [],
+                          "compatibilityDate": None, "compatibilityFlags": [], "bindings": [],
                           "url": "http://v1.hello.func.local:8081"}],
             "aliases": [{"name": "test", "version": "v1", "url": "http://test.hello.func.local:8081"}],
         })

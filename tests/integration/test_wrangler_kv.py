@@ -75,3 +75,44 @@ class WranglerKVTests(WranglerCase):
 
         await self.wrangler("kv", "namespace", "delete", *ns, "--skip-confirmation")
         self.assertEqual(await self.namespaces(), [])
+
+    async def test_deploy_provisions(self):
+        """
+        wrangler deploy of a [[kv_namespaces]] binding without an id provisions the
+        namespace (titled <script>-<binding>) and binds it; the worker counts in it; a
+        second deploy inherits the same namespace and the count goes on.
+        """
+        self.fp = Funcplane(self)
+        self.addCleanup(self.fp.remove)
+        await self.fp.start()
+        self.write_project(
+            {
+                "wrangler.toml": 'name = "kv-fp"\nmain = "src/index.js"\ncompatibility_date = "2024-09-23"\n'
+                'workers_dev = true\n[[kv_namespaces]]\nbinding = "COUNTER_NS"\n',
+                "src/index.js": COUNTER,
+            }
+        )
+        await self.wrangler("deploy")
+        [namespace] = await self.namespaces()
+        self.assertEqual(namespace["title"], "kv-fp-counter-ns")
+        self.assertEqual([await self.count() for _ in range(2)], ["1", "2"])
+        await self.wrangler("deploy")
+        self.assertEqual([n["id"] for n in await self.namespaces()], [namespace["id"]])
+        self.assertEqual(await self.count(), "3")
+        stored = await self.fp.service.kv.get(namespace["id"], "count")
+        self.assertEqual(stored.value, b"3")
+
+    async def count(self):
+        status, text = await self.fp.get("kv-fp.func.local")
+        self.assertEqual(status, 200, text)
+        return text
+
+
+COUNTER = """export default {
+  async fetch(request, env) {
+    const n = Number(await env.COUNTER_NS.get("count") || "0") + 1;
+    await env.COUNTER_NS.put("count", String(n));
+    return new Response(String(n));
+  },
+};
+"""

@@ -39,10 +39,7 @@ class Feature:
 
 KV = Feature(
     "Workers KV",
-    "Workers KV bindings are not yet supported by funcplane: KV namespaces and their keys"
-    " exist (wrangler kv namespace, kv key and kv bulk with --remote), but a worker cannot"
-    " bind one yet. Remove [[kv_namespaces]] from wrangler.toml, or keep settings in [vars]"
-    " and secrets, until it can.",
+    "Workers KV is not supported by funcplane on this API: it was built without a KV store.",
 )
 D1 = Feature(
     "D1 export and time travel",
@@ -179,7 +176,6 @@ SECRET_KEYS = Feature(
 
 # Binding type -> the feature it needs.
 BINDING_FEATURES = {
-    "kv_namespace": KV,
     "d1": D1_BINDING,
     "durable_object_namespace": DURABLE_OBJECTS,
     "r2_bucket": R2,
@@ -215,7 +211,7 @@ def binding_refusal(name, kind, supported):
     """
     feature = BINDING_FEATURES.get(kind)
     given = f"binding {name} has type {kind!r}"
-    provides = f"The bindings funcplane provides: {', '.join(supported)} (vars and secrets)."
+    provides = f"The bindings funcplane provides: {', '.join(supported)} (vars, secrets, KV)."
     if feature is None:
         return f"{given}, which funcplane does not provide. {provides}"
     return f"{given}: {feature.message} {provides}"

@@ -8,12 +8,14 @@ L{funcplane.admin.cloudflare.content}.
 
 from funcplane import errors
 from funcplane.admin.cloudflare.app import ACCOUNT, SCRIPT, app, body, checked, ok, source
+from funcplane.admin.cloudflare import features
 from funcplane.admin.cloudflare.assets import parse_assets
 from funcplane.admin.cloudflare.content import current_version
 from funcplane.admin.cloudflare.shapes import public_binding, script_json, script_list_json, version_json
 from funcplane.admin.cloudflare.upload import multipart_parts, parse_bindings, parse_upload
 from funcplane.admin.parse import parse_json_object
 from funcplane.ids import cf_id
+from funcplane.model import KV_NAMESPACE
 
 
 class ScriptRoutes:
@@ -62,6 +64,12 @@ class ScriptRoutes:
         await self._platform.delete_function(name)
         return ok(request, None)
 
+    async def _check_bindings(self, bindings):
+        if self._kv is not None:
+            await self._kv.check_bindings(bindings)
+        elif any(b.type == KV_NAMESPACE for b in bindings):
+            raise errors.InvalidBinding(features.KV.message)
+
     async def _upload(self, request, name, deploy, triggered_by="upload"):
         deployment = parse_upload(
             name,
@@ -73,6 +81,7 @@ class ScriptRoutes:
             triggered_by=triggered_by,
             assets=lambda metadata: parse_assets(metadata, name, self._assets),
         )
+        await self._check_bindings(deployment.bindings)
         started = self._clock.seconds()
         spec = await self._platform.deploy(deployment)
         return spec, max(1, round((self._clock.seconds() - started) * 1000))
@@ -138,6 +147,7 @@ class ScriptRoutes:
         )
         settings = parse_json_object(fields.get("settings", "").encode("utf-8"))
         given, keep = parse_bindings(settings.get("bindings"), self._limits, allow_keep=True)
+        await self._check_bindings(given)
 
         def change(current):
             missing = [name for name in keep if name not in current]

@@ -8,7 +8,7 @@ import json
 
 from funcplane.ids import cf_id
 from funcplane.timestamps import timestamp
-from funcplane.model import JSON, SECRET_TEXT
+from funcplane.model import JSON, KV_NAMESPACE, SECRET_TEXT
 
 
 def public_binding(binding):
@@ -19,6 +19,8 @@ def public_binding(binding):
         return {"name": binding.name, "type": SECRET_TEXT}
     if binding.type == JSON:
         return {"name": binding.name, "type": JSON, "json": json.loads(binding.value)}
+    if binding.type == KV_NAMESPACE:
+        return {"name": binding.name, "type": KV_NAMESPACE, "namespace_id": binding.value}
     return {"name": binding.name, "type": binding.type, "text": binding.value}
 
 

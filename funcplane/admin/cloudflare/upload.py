@@ -19,6 +19,7 @@ from funcplane.admin.parse import compatibility_fields, load_json
 from funcplane.errors import CodeTooLarge, InvalidBinding, InvalidRequest
 from funcplane.model import (
     JSON,
+    KV_NAMESPACE,
     MODULE,
     PLAIN_TEXT,
     SCRIPT,
@@ -67,7 +68,7 @@ JS_KINDS = ("esModule", "commonJsModule")
 MAX_MODULES = 1000
 MAX_MODULE_NAME = 512
 # Binding types that are carried, and the Cloudflare ones funcplane has no equivalent for.
-SUPPORTED_BINDINGS = (PLAIN_TEXT, JSON, SECRET_TEXT)
+SUPPORTED_BINDINGS = (PLAIN_TEXT, JSON, SECRET_TEXT, KV_NAMESPACE)
 INHERIT = "inherit"
 ASSETS = "assets"
 
@@ -198,6 +199,11 @@ def _modules(metadata, files, limits):
 
 
 def _binding_value(binding, name, kind):
+    if kind == KV_NAMESPACE:
+        namespace_id = binding.get("namespace_id")
+        if not isinstance(namespace_id, str) or not namespace_id:
+            raise InvalidBinding(f"kv_namespace binding {name} needs a string 'namespace_id'")
+        return namespace_id
     if kind == JSON:
         if "json" not in binding:
             raise InvalidBinding(f"json binding {name} has no 'json' value")
@@ -232,7 +238,7 @@ def parse_bindings(entries, limits, allow_keep=False):
         if kind is None:
             raise InvalidBinding(
                 f"binding {name} has no 'type'. The bindings funcplane provides:"
-                f" {', '.join(SUPPORTED_BINDINGS)} (vars and secrets), and {INHERIT} to keep"
+                f" {', '.join(SUPPORTED_BINDINGS)} (vars, secrets, KV), and {INHERIT} to keep"
                 " the previous version's binding of that name."
             )
         if kind == ASSETS:
@@ -308,3 +314,4 @@ def _assets(metadata, assets):
     if metadata.get("assets") is not None:
         raise InvalidRequest("this API takes no static assets")
     return None
+

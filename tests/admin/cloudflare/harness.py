@@ -73,7 +73,9 @@ class CloudflareCase(SynchronousTestCase):
         namespace_ids = iter(f"{i:032x}" for i in range(0xA1, 0xFFFF))
         self.kv = KV(self.clock, SQLiteKV(self.store), new_id=lambda: next(namespace_ids))
         cloudflare = CloudflareAPI(self.platform, checker, limits, self.clock, self.tails, kv=self.kv)
-        self.api = AdminAPI(self.platform, checker, limits, "func.local", 8081, clock=self.clock, cloudflare=cloudflare)
+        self.api = AdminAPI(
+            self.platform, checker, limits, "func.local", 8081, clock=self.clock, cloudflare=cloudflare, kv=self.kv
+        )
         self.client = StubTreq(self.api.resource())
         self.seen = []
 

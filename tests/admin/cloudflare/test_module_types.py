@@ -113,7 +113,7 @@ class BindingTypeTests(CloudflareCase):
         self.assertCfError(
             result, 400, 10057,
             "binding GREETING has no 'type'. The bindings funcplane provides: plain_text, json,"
-            " secret_text (vars and secrets), and inherit to keep the previous version's"
+            " secret_text, kv_namespace (vars, secrets, KV), and inherit to keep the previous version's"
             " binding of that name.",
         )
         self.assertEqual(self.launcher.launched, [])
@@ -123,7 +123,6 @@ class BindingTypeTests(CloudflareCase):
         A binding that needs a feature funcplane lacks is refused naming the feature.
         """
         cases = [
-            ({"name": "CACHE", "type": "kv_namespace", "namespace_id": "0f2a"}, features.KV),
             ({"name": "DB", "type": "d1", "id": "6f0a"}, features.D1_BINDING),
             ({"name": "COUNTER", "type": "durable_object_namespace", "class_name": "Counter"},
              features.DURABLE_OBJECTS),
@@ -136,7 +135,7 @@ class BindingTypeTests(CloudflareCase):
             self.assertCfError(
                 result, 400, 10057,
                 f"binding {binding['name']} has type {binding['type']!r}: {feature.message} The"
-                " bindings funcplane provides: plain_text, json, secret_text (vars and secrets).",
+                " bindings funcplane provides: plain_text, json, secret_text, kv_namespace (vars, secrets, KV).",
             )
         self.assertEqual(self.launcher.launched, [])
 

@@ -47,10 +47,8 @@ class WranglerCallTests(CloudflareCase):
             self.assertEqual(self.call(method, url, data), expected, (method, url))
         self.assertEqual(
             features.KV.message,
-            "Workers KV bindings are not yet supported by funcplane: KV namespaces and their"
-            " keys exist (wrangler kv namespace, kv key and kv bulk with --remote), but a"
-            " worker cannot bind one yet. Remove [[kv_namespaces]] from wrangler.toml, or keep"
-            " settings in [vars] and secrets, until it can.",
+            "Workers KV is not supported by funcplane on this API: it was built without a KV"
+            " store.",
         )
         self.assertEqual(
             features.DURABLE_OBJECTS.message,
@@ -188,12 +186,12 @@ class FeatureTests(CloudflareCase):
         """
         supported = ("plain_text", "json", "secret_text")
         self.assertEqual(
-            features.binding_refusal("CACHE", "kv_namespace", supported),
-            "binding CACHE has type 'kv_namespace': " + features.KV.message
-            + " The bindings funcplane provides: plain_text, json, secret_text (vars and secrets).",
+            features.binding_refusal("DB", "d1", supported),
+            "binding DB has type 'd1': " + features.D1_BINDING.message
+            + " The bindings funcplane provides: plain_text, json, secret_text (vars, secrets, KV).",
         )
         self.assertEqual(
             features.binding_refusal("X", "hologram", supported),
             "binding X has type 'hologram', which funcplane does not provide. The bindings"
-            " funcplane provides: plain_text, json, secret_text (vars and secrets).",
+            " funcplane provides: plain_text, json, secret_text (vars, secrets, KV).",
         )

@@ -211,8 +211,8 @@ class UploadTests(SynchronousTestCase):
         Binding types funcplane does not provide are refused by name, compatibility fields
         of the wrong type with what they must be; a script name that is not a DNS label too.
         """
-        kv = {"name": "CACHE", "type": "kv_namespace", "namespace_id": "x"}
-        self.assertRefused(InvalidBinding, "binding CACHE has type 'kv_namespace'", metadata(bindings=[kv]), INDEX)
+        queue = {"name": "JOBS", "type": "queue", "queue_name": "jobs"}
+        self.assertRefused(InvalidBinding, "binding JOBS has type 'queue'", metadata(bindings=[queue]), INDEX)
         self.assertRefused(InvalidRequest, "a list of flag names", metadata(compatibility_flags="nodejs_compat"), INDEX)
         self.assertRefused(InvalidRequest, "a list of flag names", metadata(compatibility_flags=[1]), INDEX)
         self.assertRefused(InvalidRequest, "must be a date", metadata(compatibility_date=20240923), INDEX)
