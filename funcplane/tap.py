@@ -22,6 +22,7 @@ from funcplane.edge.listener import ProxyLimits
 from funcplane.ordered import StoppedWhileStarting
 from funcplane.runtime.limits import ChildLimits, MiB
 from funcplane.runtime.locate import WorkerdNotFound, find_workerd
+from funcplane.runtime.compatibility import is_flag_name
 from funcplane.service import CannotListen, FuncplaneService, Settings
 
 # Linux's sun_path holds 107 bytes and a NUL; socket names are 32 hex digits and ".sock".
@@ -241,7 +242,7 @@ class Options(usage.Options):
         for name in ("compatibility-flags-allowed", "compatibility-flags-denied"):
             if self[name] is not None:
                 flags = frozenset(flag.strip() for flag in self[name].split(",") if flag.strip())
-                bad = sorted(flag for flag in flags if not flag.replace("_", "a").isalnum() or flag != flag.lower())
+                bad = sorted(flag for flag in flags if not is_flag_name(flag))
                 if bad:
                     raise usage.UsageError(
                         f"--{name}: {bad[0]!r} is not a compatibility flag name (lower-case letters,"

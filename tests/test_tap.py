@@ -202,7 +202,7 @@ class OptionsTests(SynchronousTestCase):
             (given.flags_allowed, given.flags_denied),
             (frozenset({"nodejs_compat", "nodejs_als"}), frozenset({"url_standard"})),
         )
-        for bad in ("NodeJS", "node-compat", "a b"):
+        for bad in ("NodeJS", "node-compat", "a b", "nodé", "1flag"):
             e = self.assertRaises(UsageError, self.parse, "--compatibility-flags-allowed", bad)
             self.assertIn("is not a compatibility flag name", str(e))
 

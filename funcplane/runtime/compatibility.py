@@ -68,6 +68,14 @@ def start_failure(message):
     return InvalidCompatibility(message)
 
 
+def is_flag_name(text):
+    """
+    Whether C{text} can name a compatibility flag (lower-case ASCII letters, digits and _,
+    beginning with a letter).
+    """
+    return isinstance(text, str) and _FLAG.match(text) is not None
+
+
 def is_date(text):
     """
     Whether C{text} is a real calendar date written C{YYYY-MM-DD}.
@@ -132,7 +140,7 @@ class Compatibility:
             raise InvalidCompatibility(
                 f"compatibility_flags must be a list of at most {MAX_FLAGS} flag names"
             )
-        malformed = [flag for flag in flags if not isinstance(flag, str) or not _FLAG.match(flag)]
+        malformed = [flag for flag in flags if not is_flag_name(flag)]
         if malformed:
             raise InvalidCompatibility(
                 f"{str(malformed[0])[:100]!r} is not a compatibility flag name (lower-case"
